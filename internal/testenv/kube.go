@@ -288,16 +288,8 @@ func startEtcd(s scope, logs, dir, bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err = waitFor(ctx, "etcd /health", p, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+		code, err := httpStatus(ctx, clientURL+"/health")
+		return code == http.StatusOK, err
 	})
 	return clientURL, err
 }

@@ -127,17 +127,12 @@ auth:
 // asksForAuth reports whether the registry answers /v2/ with 401, which it
 // does once it serves and only when authentication is on.
 func (r *Registry) asksForAuth(ctx context.Context) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Host+"/v2/", nil)
+	code, err := httpStatus(ctx, "http://"+r.Host+"/v2/")
 	if err != nil {
 		return false, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		return false, fmt.Errorf("GET /v2/: %s, want 401", resp.Status)
+	if code != http.StatusUnauthorized {
+		return false, fmt.Errorf("GET /v2/: status %d, want 401", code)
 	}
 	return true, nil
 }

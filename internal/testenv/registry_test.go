@@ -44,7 +44,7 @@ func TestDistribution(t *testing.T) {
 			{"unknown user", &authn.Basic{Username: "nobody", Password: r.Password}},
 		} {
 			_, err := remote.Image(ref, remote.WithAuth(tc.auth), remote.WithContext(t.Context()))
-			if status := httpStatus(err); status != http.StatusUnauthorized {
+			if status := registryErrorStatus(err); status != http.StatusUnauthorized {
 				t.Errorf("%s: pulling %s: status %d (err %v), want 401", tc.name, ref, status, err)
 			}
 		}
@@ -194,8 +194,8 @@ func digest(t *testing.T, img v1.Image) string {
 	return d.String()
 }
 
-// httpStatus returns the HTTP status of a registry error, or 0.
-func httpStatus(err error) int {
+// registryErrorStatus returns the HTTP status of a registry error, or 0.
+func registryErrorStatus(err error) int {
 	var terr *transport.Error
 	if errors.As(err, &terr) {
 		return terr.StatusCode
