@@ -90,7 +90,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		return g.load(root, cmd)
 	}
 
-	root.AddCommand(newVersionCommand())
+	root.AddCommand(newVersionCommand(), newDBCommand(g))
 	return root
 }
 
