@@ -101,16 +101,10 @@ func (db *DB) Status() (*Status, error) {
 	return st, nil
 }
 
-// Unmatched is a package that could not be checked, and why.
-type Unmatched struct {
-	Package model.Package `json:"package"`
-	Reason  string        `json:"reason"`
-}
-
 // Result is what Match found.
 type Result struct {
 	Findings  []model.Finding
-	Unmatched []Unmatched
+	Unmatched []model.Unmatched
 }
 
 // Match finds the vulnerabilities affecting each package. Records that
@@ -127,14 +121,14 @@ func (db *DB) Match(ctx context.Context, pkgs []model.Package) (*Result, error) 
 				}
 			}
 			if p.MatchVersion() == "" {
-				res.Unmatched = append(res.Unmatched, Unmatched{Package: p, Reason: "no version"})
+				res.Unmatched = append(res.Unmatched, model.Unmatched{Package: p, Reason: "no version"})
 				continue
 			}
 			hits, err := m.lookup(p)
 			if err != nil {
 				var unparsable *unparsableError
 				if errors.As(err, &unparsable) {
-					res.Unmatched = append(res.Unmatched, Unmatched{Package: p, Reason: err.Error()})
+					res.Unmatched = append(res.Unmatched, model.Unmatched{Package: p, Reason: err.Error()})
 					continue
 				}
 				return err
@@ -240,8 +234,7 @@ func (m *matcher) group(p model.Package, hits []hit) ([]model.Finding, error) {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]
