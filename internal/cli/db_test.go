@@ -17,7 +17,7 @@ func TestDBImportAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut := runCLI(t, nil, "db", "import", "--db-dir", dbDir,
-		"../vulndb/testdata/osv/npm/all.zip", "../vulndb/testdata/osv/Debian", src)
+		"../../testdata/osv/npm/all.zip", "../../testdata/osv/Debian", src)
 	if code != ExitOK {
 		t.Fatalf("db import: exit %d\n%s", code, errOut)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-const slimTarball = "testdata/slim.tar"
+const slimTarball = "../../testdata/images/slim.tar"
 
 func TestInProcessRegistry(t *testing.T) {
 	r := InProcessRegistry(t)

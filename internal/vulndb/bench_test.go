@@ -77,7 +77,7 @@ func BenchmarkImportGo(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := Import(context.Background(), w, "testdata/osv/Go/all.zip"); err != nil {
+		if err := Import(context.Background(), w, "../../testdata/osv/Go/all.zip"); err != nil {
 			b.Fatal(err)
 		}
 		if err := w.Commit(); err != nil {

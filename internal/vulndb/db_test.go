@@ -52,7 +52,7 @@ func fixtureDB(t testing.TB) *DB {
 		if w, fixtureErr = Create(fixtureDir); fixtureErr != nil {
 			return
 		}
-		if fixtureErr = Import(context.Background(), w, "testdata/osv"); fixtureErr != nil {
+		if fixtureErr = Import(context.Background(), w, "../../testdata/osv"); fixtureErr != nil {
 			w.Abort()
 			return
 		}
@@ -300,7 +300,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestStatusCountsEcosystems(t *testing.T) {
-	db := openDB(t, buildDB(t, "testdata/osv/npm/all.zip", "testdata/osv/Debian/all.zip"))
+	db := openDB(t, buildDB(t, "../../testdata/osv/npm/all.zip", "../../testdata/osv/Debian/all.zip"))
 	st, err := db.Status()
 	if err != nil {
 		t.Fatal(err)

@@ -17,13 +17,15 @@ var ErrUnparsableVersion = errors.New("version cannot be compared in its ecosyst
 // versionCache remembers parsed versions during one match: the same
 // boundary versions ("0", common fixes) recur across records, and parsing
 // allocates.
-type versionCache map[string]semantic.Version
+type versionCache map[versionKey]semantic.Version
+
+type versionKey struct{ rangeType, ecosystem, version string }
 
 // parse reads s as a version of ecosystem, or as a semantic version in a
 // SEMVER range.
 func (c versionCache) parse(ecosystem, rangeType, s string) (semantic.Version, error) {
 	base, _, _ := strings.Cut(ecosystem, ":")
-	key := rangeType + "\x00" + base + "\x00" + s
+	key := versionKey{rangeType, base, s}
 	if v, ok := c[key]; ok {
 		return v, nil
 	}
