@@ -1,0 +1,23 @@
+// Package list names the extractors Bulwark ships, in one place, so what
+// a scan looks for can be read in one file.
+package list
+
+import (
+	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/gobinary"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/npm"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/python"
+	"github.com/bulwarkhq/bulwark/internal/extract/os/apk"
+	"github.com/bulwarkhq/bulwark/internal/extract/os/dpkg"
+)
+
+// All returns a new instance of every extractor.
+func All() []extract.Extractor {
+	return []extract.Extractor{
+		dpkg.New(),
+		apk.New(),
+		gobinary.New(),
+		npm.New(),
+		python.New(),
+	}
+}
