@@ -49,6 +49,11 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
+		var ec exitCodeError
+		if errors.As(err, &ec) {
+			fmt.Fprintln(stderr, ec.msg)
+			return ec.code
+		}
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		var ue usageError
 		if errors.As(err, &ue) || g.logger == nil {
@@ -90,7 +95,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		return g.load(root, cmd)
 	}
 
-	root.AddCommand(newVersionCommand(), newDBCommand(g))
+	root.AddCommand(newVersionCommand(), newDBCommand(g), newScanCommand(g))
 	return root
 }
 

@@ -23,7 +23,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (code int, stdo
 }
 
 func TestVersionJSON(t *testing.T) {
-	code, out, errOut := runCLI(t, nil, "version", "-o", "json")
+	code, out, errOut := runCLI(t, nil, "version", "-f", "json")
 	if code != ExitOK {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
@@ -53,7 +53,7 @@ func TestSettingsPrecedenceAndErrors(t *testing.T) {
 		return p
 	}
 	badLevel := write("bad-level.yaml", "log-level: loud\n")
-	scoped := write("scoped.yaml", "version:\n  output: json\n")
+	scoped := write("scoped.yaml", "version:\n  format: json\n")
 	typo := write("typo.yaml", "log-levle: debug\n")
 
 	tests := []struct {
@@ -70,7 +70,7 @@ func TestSettingsPrecedenceAndErrors(t *testing.T) {
 		{name: "flag beats env", env: map[string]string{"BULWARK_LOG_LEVEL": "loud"}, args: []string{"--log-level", "warn", "version"}, wantOut: "bulwark "},
 		{name: "config path from env", env: map[string]string{"BULWARK_CONFIG": scoped}, args: []string{"version"}, wantOut: `"goVersion"`},
 		{name: "subcommand section", args: []string{"--config", scoped, "version"}, wantOut: `"goVersion"`},
-		{name: "flag beats subcommand section", args: []string{"--config", scoped, "version", "-o", "text"}, wantOut: "bulwark "},
+		{name: "flag beats subcommand section", args: []string{"--config", scoped, "version", "-f", "text"}, wantOut: "bulwark "},
 		{name: "unknown key", args: []string{"--config", typo, "version"}, wantCode: ExitUsage, wantErr: `"log-levle" names no flag`},
 		{name: "missing file", args: []string{"--config", filepath.Join(dir, "nope.yaml"), "version"}, wantCode: ExitUsage, wantErr: "no such file"},
 		{name: "bad format", args: []string{"--log-format", "xml", "version"}, wantCode: ExitUsage, wantErr: `unknown log format "xml"`},
@@ -106,7 +106,7 @@ func TestLinkerStampsVersion(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "version", "-o", "json").Output()
+	out, err := exec.Command(bin, "version", "-f", "json").Output()
 	if err != nil {
 		t.Fatalf("bulwark version: %v", err)
 	}

@@ -79,14 +79,14 @@ func newDBImportCommand(g *globals, dbDir *string) *cobra.Command {
 }
 
 func newDBStatusCommand(dbDir *string) *cobra.Command {
-	var output string
+	var format string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the database's ecosystems, record counts and age",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usagef("unknown output format %q (want text or json)", output)
+			if format != "text" && format != "json" {
+				return usagef("unknown format %q (want text or json)", format)
 			}
 			db, err := vulndb.Open(*dbDir)
 			if err != nil {
@@ -98,7 +98,7 @@ func newDBStatusCommand(dbDir *string) *cobra.Command {
 				return err
 			}
 			sort.Slice(st.Ecosystems, func(i, j int) bool { return st.Ecosystems[i].Ecosystem < st.Ecosystems[j].Ecosystem })
-			if output == "json" {
+			if format == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
@@ -106,7 +106,7 @@ func newDBStatusCommand(dbDir *string) *cobra.Command {
 			return printStatus(cmd.OutOrStdout(), st)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text or json")
 	return cmd
 }
 

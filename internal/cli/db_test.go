@@ -24,7 +24,7 @@ func TestDBImportAndStatus(t *testing.T) {
 	if !strings.Contains(errOut, "rejected=1") {
 		t.Errorf("db import log %q does not count the rejected record", errOut)
 	}
-	code, out, errOut := runCLI(t, nil, "db", "status", "--db-dir", dbDir, "-o", "json")
+	code, out, errOut := runCLI(t, nil, "db", "status", "--db-dir", dbDir, "-f", "json")
 	if code != ExitOK {
 		t.Fatalf("db status: exit %d\n%s", code, errOut)
 	}

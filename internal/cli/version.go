@@ -10,14 +10,14 @@ import (
 )
 
 func newVersionCommand() *cobra.Command {
-	var output string
+	var format string
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version, commit, build date and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info := version.Get()
-			switch output {
+			switch format {
 			case "text":
 				_, err := fmt.Fprint(cmd.OutOrStdout(), info.String())
 				return err
@@ -26,9 +26,9 @@ func newVersionCommand() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(info)
 			}
-			return usagef("unknown output format %q (want text or json)", output)
+			return usagef("unknown format %q (want text or json)", format)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text or json")
 	return cmd
 }
