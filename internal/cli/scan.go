@@ -16,6 +16,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/model"
 	"github.com/bulwarkhq/bulwark/internal/report"
 	"github.com/bulwarkhq/bulwark/internal/scan"
+	"github.com/bulwarkhq/bulwark/internal/suppress"
 	"github.com/bulwarkhq/bulwark/internal/version"
 	"github.com/bulwarkhq/bulwark/internal/vulndb"
 )
@@ -30,6 +31,8 @@ type scanFlags struct {
 	exitCode      int
 	timeout       time.Duration
 	workDir       string
+	ignoreFile    string
+	vexFiles      []string
 	// registry access (scan image)
 	platform string
 	insecure bool
@@ -57,6 +60,8 @@ func newScanCommand(g *globals) *cobra.Command {
 	pf.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when vulnerabilities are reported (for CI gates)")
 	pf.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long")
 	pf.StringVar(&f.workDir, "work-dir", "", "directory for the scan's temporary files (default: the system's)")
+	pf.StringVar(&f.ignoreFile, "ignore-file", "", "YAML file of accepted vulnerabilities, each with a reason and optional expiry")
+	pf.StringSliceVar(&f.vexFiles, "vex", nil, "OpenVEX documents whose not_affected and fixed statements suppress findings")
 
 	image := &cobra.Command{
 		Use:   "image REF",
@@ -126,6 +131,20 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, do func(context.Conte
 	if err != nil {
 		return err
 	}
+	var ignore *suppress.IgnoreFile
+	if f.ignoreFile != "" {
+		if ignore, err = suppress.ReadIgnoreFile(f.ignoreFile); err != nil {
+			return usagef("%w", err)
+		}
+	}
+	var vexes []*suppress.VEX
+	for _, path := range f.vexFiles {
+		v, err := suppress.ReadVEX(path)
+		if err != nil {
+			return usagef("%w", err)
+		}
+		vexes = append(vexes, v)
+	}
 	if !slices.Contains(report.Formats(), f.format) {
 		return usagef("unknown format %q (want one of %s)", f.format, strings.Join(report.Formats(), ", "))
 	}
@@ -146,9 +165,16 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, do func(context.Conte
 	if err != nil {
 		return err
 	}
+	if ignore != nil {
+		ignore.Apply(rep, time.Now())
+	}
+	for _, v := range vexes {
+		v.Apply(rep)
+	}
 	filter.Apply(rep)
 	g.logger.Info("scan finished", "target", rep.Target.Name, "packages", len(rep.Packages),
-		"findings", len(rep.Findings), "warnings", len(rep.Warnings), "took", time.Since(start).Round(time.Millisecond))
+		"findings", len(rep.Findings), "suppressed", len(rep.Suppressed), "warnings", len(rep.Warnings),
+		"took", time.Since(start).Round(time.Millisecond))
 	if err := writeReport(cmd.OutOrStdout(), f, rep); err != nil {
 		return err
 	}

@@ -170,3 +170,39 @@ func TestScanErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestScanIgnoreFileAndVEX(t *testing.T) {
+	dir := t.TempDir()
+	ignore := filepath.Join(dir, "ignore.yaml")
+	if err := os.WriteFile(ignore, []byte("ignore:\n  - id: CVE-2024-2398\n    package: curl\n    reason: curl is not run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vex := filepath.Join(dir, "app.vex.json")
+	if err := os.WriteFile(vex, []byte(`{"@context":"https://openvex.dev/ns/v0.2.0","statements":[
+		{"vulnerability":{"name":"GHSA-35jh-r3h4-6jhm"},"products":[{"@id":"pkg:npm/lodash"}],
+		 "status":"not_affected","justification":"vulnerable_code_not_present"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := scanReport(t, "scan", "archive", slimTar, "--ignore-file", ignore, "--vex", vex)
+	if reportHas(r, "curl", "CVE-2024-2398") || reportHas(r, "lodash", "GHSA-35jh-r3h4-6jhm") {
+		t.Error("suppressed findings still reported")
+	}
+	if !reportHas(r, "libc6", "CVE-2025-4802") {
+		t.Error("an unrelated finding was suppressed")
+	}
+	sources := map[string]int{}
+	for _, s := range r.Suppressed {
+		sources[s.Source]++
+	}
+	if sources["ignore-file"] != 1 || sources["vex"] == 0 {
+		t.Errorf("suppressed by source = %v", sources)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("ignore:\n  - id: CVE-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, nil, "scan", "archive", slimTar, "--db-dir", scanDB(t), "--ignore-file", bad)
+	if code != ExitUsage || !strings.Contains(errOut, "has no reason") {
+		t.Errorf("ignore entry without a reason: exit %d, %q", code, errOut)
+	}
+}
