@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type scanFlags struct {
 	workDir       string
 	ignoreFile    string
 	vexFiles      []string
+	cacheDir      string
+	noCache       bool
 	// registry access (scan image)
 	platform string
 	insecure bool
@@ -60,6 +63,8 @@ func newScanCommand(g *globals) *cobra.Command {
 	pf.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when vulnerabilities are reported (for CI gates)")
 	pf.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long")
 	pf.StringVar(&f.workDir, "work-dir", "", "directory for the scan's temporary files (default: the system's)")
+	pf.StringVar(&f.cacheDir, "cache-dir", defaultLayerCacheDir(), "directory of the layer cache (what was read from each layer, by layer digest)")
+	pf.BoolVar(&f.noCache, "no-cache", false, "read every layer, neither using nor filling the layer cache")
 	pf.StringVar(&f.ignoreFile, "ignore-file", "", "YAML file of accepted vulnerabilities, each with a reason and optional expiry")
 	pf.StringSliceVar(&f.vexFiles, "vex", nil, "OpenVEX documents whose not_affected and fixed statements suppress findings")
 
@@ -160,6 +165,11 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, do func(context.Conte
 		return err
 	}
 	s := &scan.Scanner{Extractors: list.All(), Matcher: db, Built: st.Built, WorkDir: f.workDir, Logger: g.logger}
+	if !f.noCache {
+		if s.Cache, err = scan.NewLayerCache(f.cacheDir, layerCacheMaxBytes); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	rep, err := do(ctx, s)
 	if err != nil {
@@ -182,6 +192,19 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, do func(context.Conte
 		return exitCodeError{code: f.exitCode, msg: fmt.Sprintf("%d vulnerabilities reported", len(rep.Findings))}
 	}
 	return nil
+}
+
+// layerCacheMaxBytes bounds the layer cache; least recently used layers
+// are evicted past it.
+const layerCacheMaxBytes = 10 << 30
+
+// defaultLayerCacheDir is bulwark/layers in the user's cache directory.
+func defaultLayerCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "bulwark", "layers")
 }
 
 func parseFilter(f *scanFlags) (scan.Filter, error) {

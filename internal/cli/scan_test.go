@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 
 func scanReport(t *testing.T, args ...string) *model.Report {
 	t.Helper()
-	code, out, errOut := runCLI(t, nil, append(args, "--db-dir", scanDB(t), "-f", "json")...)
+	code, out, errOut := runCLI(t, nil, append(args, "--db-dir", scanDB(t), "-f", "json", "--cache-dir", t.TempDir())...)
 	if code != ExitOK {
 		t.Fatalf("bulwark %v: exit %d\n%s", args, code, errOut)
 	}
@@ -101,7 +101,7 @@ func TestScanFilters(t *testing.T) {
 func TestScanExitCodeAndOutputFile(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "report.sarif")
 	code, stdout, errOut := runCLI(t, nil, "scan", "archive", slimTar, "--db-dir", scanDB(t),
-		"-f", "sarif", "-o", out, "--exit-code", "3")
+		"-f", "sarif", "-o", out, "--exit-code", "3", "--no-cache")
 	if code != 3 || !strings.Contains(errOut, "vulnerabilities reported") || stdout != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 3 and the report in the file", code, stdout, errOut)
 	}
@@ -117,7 +117,7 @@ func TestScanExitCodeAndOutputFile(t *testing.T) {
 	}
 	// Nothing at or above CRITICAL+fixable in npm only: exit 0 even with --exit-code.
 	dir := t.TempDir()
-	code, _, errOut = runCLI(t, nil, "scan", "fs", dir, "--db-dir", scanDB(t), "--exit-code", "3")
+	code, _, errOut = runCLI(t, nil, "scan", "fs", dir, "--db-dir", scanDB(t), "--exit-code", "3", "--no-cache")
 	if code != ExitOK {
 		t.Errorf("clean directory: exit %d, %s", code, errOut)
 	}
@@ -133,7 +133,7 @@ func TestScanTableAndFS(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(app, "package-lock.json"), []byte(lock), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCLI(t, nil, "scan", "fs", root, "--db-dir", scanDB(t))
+	code, out, errOut := runCLI(t, nil, "scan", "fs", root, "--db-dir", scanDB(t), "--no-cache")
 	if code != ExitOK {
 		t.Fatalf("scan fs: exit %d\n%s", code, errOut)
 	}
@@ -163,6 +163,7 @@ func TestScanErrors(t *testing.T) {
 			if !slices.Contains(args, "--db-dir") {
 				args = append(args, "--db-dir", scanDB(t))
 			}
+			args = append(args, "--no-cache")
 			code, _, errOut := runCLI(t, nil, args...)
 			if code != tc.wantCode || !strings.Contains(errOut, tc.wantErr) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tc.wantCode, tc.wantErr)
@@ -201,7 +202,7 @@ func TestScanIgnoreFileAndVEX(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("ignore:\n  - id: CVE-1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runCLI(t, nil, "scan", "archive", slimTar, "--db-dir", scanDB(t), "--ignore-file", bad)
+	code, _, errOut := runCLI(t, nil, "scan", "archive", slimTar, "--db-dir", scanDB(t), "--ignore-file", bad, "--no-cache")
 	if code != ExitUsage || !strings.Contains(errOut, "has no reason") {
 		t.Errorf("ignore entry without a reason: exit %d, %q", code, errOut)
 	}

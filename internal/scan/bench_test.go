@@ -27,3 +27,31 @@ func BenchmarkScanArchive(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScanArchiveWarmCache scans the fixture image with its layer in
+// the layer cache: only the archive's manifest is read.
+func BenchmarkScanArchiveWarmCache(b *testing.B) {
+	s := testScanner(b)
+	cache, err := NewLayerCache(b.TempDir(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Cache = cache
+	img, err := ArchiveImage(slimTar, b.TempDir(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Image(context.Background(), img, model.Target{Kind: model.TargetArchive, Name: slimTar}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		img, err := ArchiveImage(slimTar, b.TempDir(), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Image(context.Background(), img, model.Target{Kind: model.TargetArchive, Name: slimTar}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

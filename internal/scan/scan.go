@@ -54,7 +54,10 @@ type Scanner struct {
 	// directory under it is removed when the scan ends. Empty means the
 	// system's temporary directory.
 	WorkDir string
-	Logger  *slog.Logger
+	// Cache, when set, keeps what was read from each layer for later
+	// scans.
+	Cache  *LayerCache
+	Logger *slog.Logger
 }
 
 // run holds one scan's state.
@@ -116,7 +119,16 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image, target model.Target) 
 	if err != nil {
 		return nil, fmt.Errorf("reading image layers: %w", err)
 	}
-	c := &collector{tree: r.tree, work: r.work, wanted: r.wanted, limits: s.limits(), warn: r.warn}
+	c := &collector{tree: r.tree, work: r.work, wanted: r.wanted, limits: s.limits(), warn: r.warn, cache: s.Cache}
+	if s.Cache != nil {
+		c.cacheKey = cacheKey(s.Extractors, c.limits)
+		// Evict only when the scan is over: its tree may point into entries.
+		defer func() {
+			if err := s.Cache.evict(); err != nil && s.Logger != nil {
+				s.Logger.Warn("layer cache eviction failed", "err", err)
+			}
+		}()
+	}
 	for _, l := range layers {
 		if err := c.addLayer(ctx, l); err != nil {
 			return nil, err
