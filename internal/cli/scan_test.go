@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bulwarkhq/bulwark/internal/model"
+	"github.com/bulwarkhq/bulwark/internal/testenv"
 )
 
 const slimTar = "../../testdata/images/slim.tar"
@@ -205,5 +206,30 @@ func TestScanIgnoreFileAndVEX(t *testing.T) {
 	code, _, errOut := runCLI(t, nil, "scan", "archive", slimTar, "--db-dir", scanDB(t), "--ignore-file", bad, "--no-cache")
 	if code != ExitUsage || !strings.Contains(errOut, "has no reason") {
 		t.Errorf("ignore entry without a reason: exit %d, %q", code, errOut)
+	}
+}
+
+// TestScanImageCommand scans the fixture image in a registry with token
+// authentication through the command line, with credentials from the
+// environment.
+func TestScanImageCommand(t *testing.T) {
+	reg := testenv.StartDistributionTokenAuth(t)
+	digest := reg.PushTarball(t, "vulnlab/slim:1", slimTar)
+	env := map[string]string{"BULWARK_USERNAME": reg.Username, "BULWARK_PASSWORD": reg.Password}
+	code, out, errOut := runCLI(t, env, "scan", "image", reg.Host+"/vulnlab/slim:1", "--insecure",
+		"--db-dir", scanDB(t), "--cache-dir", t.TempDir(), "-f", "json")
+	if code != ExitOK {
+		t.Fatalf("scan image: exit %d\n%s", code, errOut)
+	}
+	var r model.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Target.Digest != digest.DigestStr() || !reportHas(&r, "libc6", "CVE-2025-4802") {
+		t.Errorf("report target %+v, libc6 CVE-2025-4802 found: %v", r.Target, reportHas(&r, "libc6", "CVE-2025-4802"))
+	}
+	code, _, errOut = runCLI(t, nil, "scan", "image", reg.Host+"/vulnlab/slim:1", "--insecure", "--db-dir", scanDB(t), "--no-cache")
+	if code != ExitError || !strings.Contains(strings.ToUpper(errOut), "UNAUTHORIZED") {
+		t.Errorf("without credentials: exit %d, %q", code, errOut)
 	}
 }

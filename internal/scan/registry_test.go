@@ -19,7 +19,7 @@ import (
 
 // TestScanImageFromRegistries pushes the fixture image to the in-process
 // registry and to a real distribution registry with basic auth, then scans
-// it by tag and by digest.
+// it by tag and by digest; and to one with token authentication.
 func TestScanImageFromRegistries(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -27,6 +27,7 @@ func TestScanImageFromRegistries(t *testing.T) {
 	}{
 		{"in-process", testenv.InProcessRegistry},
 		{"distribution with basic auth", testenv.StartDistribution},
+		{"distribution with token auth", testenv.StartDistributionTokenAuth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := tc.start(t)
@@ -53,7 +54,7 @@ func TestScanImageFromRegistries(t *testing.T) {
 			if reg.Username != "" {
 				_, _, err := RemoteImage(context.Background(), reg.Host+"/vulnlab/slim:1",
 					RegistryOptions{Insecure: true, Auth: &authn.Basic{Username: reg.Username, Password: "wrong"}})
-				if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+				if err == nil || !strings.Contains(strings.ToUpper(err.Error()), "UNAUTHORIZED") {
 					t.Errorf("wrong password: err = %v, want UNAUTHORIZED", err)
 				}
 			}

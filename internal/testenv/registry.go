@@ -52,6 +52,20 @@ func InProcessRegistry(t testing.TB) *Registry {
 // random user. It is stopped when t ends.
 func StartDistribution(t testing.TB) *Registry {
 	t.Helper()
+	return startDistribution(t, false)
+}
+
+// StartDistributionTokenAuth runs docker-registry with token
+// authentication: clients are sent to a token server (served by the test
+// binary) that checks a random user's password and issues a signed JWT
+// granting what was asked, as Docker Hub, Harbor and GitLab do.
+func StartDistributionTokenAuth(t testing.TB) *Registry {
+	t.Helper()
+	return startDistribution(t, true)
+}
+
+func startDistribution(t testing.TB, token bool) *Registry {
+	t.Helper()
 	Integration(t)
 	bin, err := systemBinary("docker-registry", "docker-registry", "/usr/bin")
 	if err != nil {
@@ -66,7 +80,21 @@ func StartDistribution(t testing.TB) *Registry {
 		Username: "bulwark-" + randomHex(4),
 		Password: randomHex(16),
 	}
-	config, err := writeDistributionConfig(t.TempDir(), r)
+	dir := t.TempDir()
+	var auth string
+	if token {
+		ts, err := startTokenServer(r.Username, r.Password)
+		if err != nil {
+			t.Fatalf("starting token server: %v", err)
+		}
+		t.Cleanup(ts.close)
+		if auth, err = ts.distributionConfig(dir); err != nil {
+			t.Fatalf("starting docker-registry: %v", err)
+		}
+	} else if auth, err = htpasswdConfig(dir, r); err != nil {
+		t.Fatalf("starting docker-registry: %v", err)
+	}
+	config, err := writeDistributionConfig(dir, r, auth)
 	if err != nil {
 		t.Fatalf("starting docker-registry: %v", err)
 	}
@@ -88,9 +116,9 @@ func StartDistribution(t testing.TB) *Registry {
 	return r
 }
 
-// writeDistributionConfig writes the registry's config and htpasswd file
-// into dir and returns the config's path.
-func writeDistributionConfig(dir string, r *Registry) (string, error) {
+// htpasswdConfig writes an htpasswd file for r's user into dir and returns
+// the registry's auth configuration.
+func htpasswdConfig(dir string, r *Registry) (string, error) {
 	// The minimum cost keeps tests fast: the registry checks the password
 	// on every request of a push.
 	hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), bcrypt.MinCost)
@@ -101,6 +129,12 @@ func writeDistributionConfig(dir string, r *Registry) (string, error) {
 	if err := os.WriteFile(htpasswd, fmt.Appendf(nil, "%s:%s\n", r.Username, hash), 0o600); err != nil {
 		return "", fmt.Errorf("writing htpasswd: %w", err)
 	}
+	return fmt.Sprintf("auth:\n  htpasswd:\n    realm: bulwark-test\n    path: %q\n", htpasswd), nil
+}
+
+// writeDistributionConfig writes the registry's config, with the given
+// auth section, into dir and returns its path.
+func writeDistributionConfig(dir string, r *Registry, auth string) (string, error) {
 	config := filepath.Join(dir, "config.yml")
 	yaml := fmt.Sprintf(`version: 0.1
 log:
@@ -113,11 +147,7 @@ storage:
 http:
   addr: %q
   secret: %q
-auth:
-  htpasswd:
-    realm: bulwark-test
-    path: %q
-`, filepath.Join(dir, "storage"), r.Host, randomHex(16), htpasswd)
+%s`, filepath.Join(dir, "storage"), r.Host, randomHex(16), auth)
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		return "", fmt.Errorf("writing registry config: %w", err)
 	}

@@ -30,7 +30,14 @@ func TestInProcessRegistry(t *testing.T) {
 }
 
 func TestDistribution(t *testing.T) {
-	r := StartDistribution(t)
+	testDistribution(t, StartDistribution(t))
+}
+
+func TestDistributionTokenAuth(t *testing.T) {
+	testDistribution(t, StartDistributionTokenAuth(t))
+}
+
+func testDistribution(t *testing.T, r *Registry) {
 	t.Run("Tarball", func(t *testing.T) { testPushTarball(t, r) })
 	t.Run("Dir", func(t *testing.T) { testPushDir(t, r) })
 	t.Run("RefusesBadCredentials", func(t *testing.T) {
