@@ -165,6 +165,9 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, do func(context.Conte
 		return err
 	}
 	s := &scan.Scanner{Extractors: list.All(), Matcher: db, Built: st.Built, WorkDir: f.workDir, Logger: g.logger}
+	if isTerminal(g.stderr) {
+		s.Progress = g.stderr
+	}
 	if !f.noCache {
 		if s.Cache, err = scan.NewLayerCache(f.cacheDir, layerCacheMaxBytes); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -58,6 +59,16 @@ type Scanner struct {
 	// scans.
 	Cache  *LayerCache
 	Logger *slog.Logger
+	// Progress, when set, receives one line per step (each layer read or
+	// taken from the cache, extraction, matching); the command line sets
+	// it when standard error is a terminal.
+	Progress io.Writer
+}
+
+func (s *Scanner) progress(format string, args ...any) {
+	if s.Progress != nil {
+		fmt.Fprintf(s.Progress, format+"\n", args...)
+	}
 }
 
 // run holds one scan's state.
@@ -129,11 +140,12 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image, target model.Target) 
 			}
 		}()
 	}
-	for _, l := range layers {
+	for i, l := range layers {
+		d, _ := l.Digest()
+		s.progress("layer %d/%d %s", i+1, len(layers), short(d.String()))
 		if err := c.addLayer(ctx, l); err != nil {
 			return nil, err
 		}
-		d, _ := l.Digest()
 		target.Layers = append(target.Layers, d.String())
 	}
 	return r.finish(ctx, target)
@@ -232,10 +244,12 @@ func (r *run) finish(ctx context.Context, target model.Target) (*model.Report, e
 	if err != nil {
 		r.warn("reading os-release: %v", err)
 	}
+	r.s.progress("reading %d files", len(r.tree.files()))
 	pkgs, err := r.extract(ctx, osInfo)
 	if err != nil {
 		return nil, err
 	}
+	r.s.progress("matching %d packages", len(pkgs))
 	res, err := r.s.Matcher.Match(ctx, pkgs)
 	if err != nil {
 		return nil, err

@@ -391,3 +391,20 @@ func TestTreeResolveStaysInRoot(t *testing.T) {
 		t.Error("a symlink loop resolved")
 	}
 }
+
+func TestProgressLines(t *testing.T) {
+	var buf bytes.Buffer
+	s := testScanner(t)
+	s.Progress = &buf
+	img, err := ArchiveImage(slimTar, t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Image(context.Background(), img, model.Target{Kind: model.TargetArchive, Name: slimTar}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "layer 1/1 sha256:") || !strings.HasPrefix(lines[1], "reading ") || !strings.HasPrefix(lines[2], "matching ") {
+		t.Errorf("progress = %q", lines)
+	}
+}
