@@ -261,6 +261,12 @@ func TestLayerSemantics(t *testing.T) {
 		entry{name: "srv/evil/package-lock.json", typ: tar.TypeSymlink, link: "/../../../etc/shadow"},
 		// A hard link to a kept file.
 		entry{name: "srv/hard/package-lock.json", typ: tar.TypeLink, link: "srv/kept2/package-lock.json"},
+		// Device files and FIFOs under wanted names are not files to read.
+		entry{name: "srv/dev/package-lock.json", typ: tar.TypeChar},
+		entry{name: "srv/blk/package-lock.json", typ: tar.TypeBlock},
+		entry{name: "srv/fifo/package-lock.json", typ: tar.TypeFifo},
+		// A hard link whose target leaves the root.
+		entry{name: "srv/hard2/package-lock.json", typ: tar.TypeLink, link: "../../etc/shadow"},
 	)
 	withKept2 := layer(t, entry{name: "srv/kept2/package-lock.json", body: lockfile("4.17.10")})
 	hard := layer(t,
