@@ -4,9 +4,14 @@ package list
 
 import (
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/dotnet"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/gobinary"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/java"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/npm"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/php"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/python"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/ruby"
+	"github.com/bulwarkhq/bulwark/internal/extract/language/rust"
 	"github.com/bulwarkhq/bulwark/internal/extract/os/apk"
 	"github.com/bulwarkhq/bulwark/internal/extract/os/dpkg"
 )
@@ -19,5 +24,10 @@ func All() []extract.Extractor {
 		gobinary.New(),
 		npm.New(),
 		python.New(),
+		java.New(),
+		rust.New(),
+		ruby.New(),
+		dotnet.New(),
+		php.New(),
 	}
 }
