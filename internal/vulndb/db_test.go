@@ -279,6 +279,33 @@ func TestUpdateReplacesAndWithdraws(t *testing.T) {
 	}
 }
 
+func TestNamesMatchPerEcosystemRules(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"nuget.json": `{"id":"GHSA-nuget","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"NuGet","name":"Newtonsoft.Json"},"versions":["12.0.1"]}]}`,
+		"pypi.json":  `{"id":"PYSEC-x","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"Zope.Interface"},"versions":["5.0"]}]}`,
+		"npm.json":   `{"id":"GHSA-npm","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"Lodash"},"versions":["1.0.0"]}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := openDB(t, buildDB(t, dir))
+	res := match(t, db,
+		model.Package{Name: "newtonsoft.json", Version: "12.0.1", Ecosystem: "NuGet"},
+		model.Package{Name: "zope_interface", Version: "5.0", Ecosystem: "PyPI"},
+		model.Package{Name: "lodash", Version: "1.0.0", Ecosystem: "npm"}, // npm names are case-sensitive
+	)
+	var got []string
+	for _, f := range res.Findings {
+		got = append(got, f.VulnerabilityID)
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"GHSA-nuget", "PYSEC-x"}, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no vulnerability database") {
 		t.Errorf("Open(empty dir) = %v", err)

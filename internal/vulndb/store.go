@@ -87,10 +87,14 @@ func canonicalEcosystem(e string) string {
 var pypiSeparators = regexp.MustCompile(`[-_.]+`)
 
 // normalizeName applies an ecosystem's name equivalence: PyPI names are
-// case-insensitive and treat runs of "-", "_" and "." alike (PEP 503).
+// case-insensitive and treat runs of "-", "_" and "." alike (PEP 503);
+// NuGet package ids are case-insensitive.
 func normalizeName(ecosystem, name string) string {
-	if base, _, _ := strings.Cut(ecosystem, ":"); base == "PyPI" {
+	switch base, _, _ := strings.Cut(ecosystem, ":"); base {
+	case "PyPI":
 		return pypiSeparators.ReplaceAllString(strings.ToLower(name), "-")
+	case "NuGet":
+		return strings.ToLower(name)
 	}
 	return name
 }
