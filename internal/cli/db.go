@@ -32,7 +32,7 @@ func newDBCommand(g *globals) *cobra.Command {
 		Short: "Manage the vulnerability database",
 	}
 	cmd.PersistentFlags().StringVar(&dbDir, "db-dir", defaultDBDir(), "directory of the vulnerability database")
-	cmd.AddCommand(newDBImportCommand(g, &dbDir), newDBStatusCommand(&dbDir))
+	cmd.AddCommand(newDBImportCommand(g, &dbDir), newDBStatusCommand(&dbDir), newDBUpdateCommand(g, &dbDir), newDBPushCommand(g, &dbDir))
 	return cmd
 }
 
