@@ -14,6 +14,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/extract/language/rust"
 	"github.com/bulwarkhq/bulwark/internal/extract/os/apk"
 	"github.com/bulwarkhq/bulwark/internal/extract/os/dpkg"
+	"github.com/bulwarkhq/bulwark/internal/extract/os/rpm"
 )
 
 // All returns a new instance of every extractor.
@@ -29,5 +30,6 @@ func All() []extract.Extractor {
 		ruby.New(),
 		dotnet.New(),
 		php.New(),
+		rpm.New(),
 	}
 }
