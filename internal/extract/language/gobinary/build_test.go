@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/extract/language/gobinary"
 	"github.com/bulwarkhq/bulwark/internal/model"
+	"github.com/bulwarkhq/bulwark/internal/testenv"
 )
 
 // TestExtractBuiltReplace builds a program whose go.mod replaces one
@@ -25,7 +26,7 @@ func TestExtractBuiltReplace(t *testing.T) {
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command:", err)
+		testenv.Missing(t, "the go command: %v", err)
 	}
 	dir := t.TempDir()
 	proxy := filepath.Join(dir, "proxy")
