@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/dotnet"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -49,7 +50,7 @@ func TestRequired(t *testing.T) {
 
 func TestExtractFixture(t *testing.T) {
 	const path = "app/WebApp.deps.json"
-	got, err := dotnet.New().Extract(context.Background(), file(path, readFixture(t)))
+	got, err := dotnet.New().Extract(context.Background(), extracttest.File(path, readFixture(t)))
 	if err != nil {
 		t.Fatalf("Extract() error: %v", err)
 	}
@@ -95,7 +96,7 @@ func TestExtract(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := dotnet.New().Extract(context.Background(), file(path, []byte(tt.content)))
+			got, err := dotnet.New().Extract(context.Background(), extracttest.File(path, []byte(tt.content)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Extract() error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -118,17 +119,11 @@ func TestExtractTooLarge(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
-	f := &extract.File{Path: "app/x.deps.json", Size: 4096, Content: errReadAt{}}
+	f := &extract.File{Path: "app/x.deps.json", Size: 4096, Content: extracttest.FailingContent{}}
 	_, err := dotnet.New().Extract(context.Background(), f)
-	if !errors.Is(err, errLayer) {
-		t.Errorf("Extract() error = %v, want %v", err, errLayer)
+	if !errors.Is(err, extracttest.ErrLayer) {
+		t.Errorf("Extract() error = %v, want %v", err, extracttest.ErrLayer)
 	}
 }
 
@@ -144,7 +139,7 @@ func TestExtractCanceled(t *testing.T) {
 	b.WriteString(`}}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := dotnet.New().Extract(ctx, file("app/x.deps.json", []byte(b.String())))
+	_, err := dotnet.New().Extract(ctx, extracttest.File("app/x.deps.json", []byte(b.String())))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract() error = %v, want %v", err, context.Canceled)
 	}
@@ -155,7 +150,7 @@ func FuzzExtract(f *testing.F) {
 	f.Add([]byte(`{"libraries": {"a/1/2": {"type": "package"}, "b/1.0": {"type": "project"}}}`))
 	e := dotnet.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := e.Extract(context.Background(), file("app/x.deps.json", data))
+		got, err := e.Extract(context.Background(), extracttest.File("app/x.deps.json", data))
 		if err != nil && got != nil {
 			t.Errorf("Extract() = %v and error %v", got, err)
 		}
@@ -170,7 +165,7 @@ func FuzzExtract(f *testing.F) {
 func BenchmarkExtract(b *testing.B) {
 	content := readFixture(b)
 	e := dotnet.New()
-	f := file("app/WebApp.deps.json", content)
+	f := extracttest.File("app/WebApp.deps.json", content)
 	b.SetBytes(int64(len(content)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -198,8 +193,4 @@ func pkg(name, version, path string) model.Package {
 		Path:      path,
 		Extractor: dotnet.Name,
 	}
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }

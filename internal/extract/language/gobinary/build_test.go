@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/gobinary"
 	"github.com/bulwarkhq/bulwark/internal/model"
 	"github.com/bulwarkhq/bulwark/internal/testenv"
@@ -72,7 +73,7 @@ func main() { fmt.Println(orig.Name(), local.Name()) }
 		t.Fatal(err)
 	}
 
-	got, err := gobinary.New().Extract(context.Background(), file("usr/local/bin/app", content))
+	got, err := gobinary.New().Extract(context.Background(), extracttest.File("usr/local/bin/app", content))
 	if err != nil {
 		t.Fatalf("Extract() error: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/gobinary"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -51,7 +52,7 @@ func TestRequired(t *testing.T) {
 
 func TestExtractFixture(t *testing.T) {
 	content := readFixture(t)
-	got, err := gobinary.New().Extract(context.Background(), file("app/vulnapp", content))
+	got, err := gobinary.New().Extract(context.Background(), extracttest.File("app/vulnapp", content))
 	if err != nil {
 		t.Fatalf("Extract() error: %v", err)
 	}
@@ -117,7 +118,7 @@ func TestExtractNotGo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := gobinary.New().Extract(context.Background(), file("usr/bin/x", tt.content))
+			got, err := gobinary.New().Extract(context.Background(), extracttest.File("usr/bin/x", tt.content))
 			if err != nil || got != nil {
 				t.Errorf("Extract() = %v, %v; want nil, nil", got, err)
 			}
@@ -141,7 +142,7 @@ func TestExtractDamaged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := gobinary.New().Extract(context.Background(), file("app/vulnapp", tt.content))
+			got, err := gobinary.New().Extract(context.Background(), extracttest.File("app/vulnapp", tt.content))
 			if err == nil {
 				t.Fatalf("Extract() = %v, nil; want an error", got)
 			}
@@ -171,24 +172,18 @@ func TestExtractTooLarge(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
-	f := &extract.File{Path: "usr/bin/x", Size: 4096, Content: errReadAt{}}
+	f := &extract.File{Path: "usr/bin/x", Size: 4096, Content: extracttest.FailingContent{}}
 	_, err := gobinary.New().Extract(context.Background(), f)
-	if !errors.Is(err, errLayer) {
-		t.Errorf("Extract() error = %v, want %v", err, errLayer)
+	if !errors.Is(err, extracttest.ErrLayer) {
+		t.Errorf("Extract() error = %v, want %v", err, extracttest.ErrLayer)
 	}
 }
 
 func TestExtractCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := gobinary.New().Extract(ctx, file("app/vulnapp", readFixture(t)))
+	_, err := gobinary.New().Extract(ctx, extracttest.File("app/vulnapp", readFixture(t)))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract() error = %v, want %v", err, context.Canceled)
 	}
@@ -200,7 +195,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := gobinary.New()
-	f := file("app/vulnapp", content)
+	f := extracttest.File("app/vulnapp", content)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.Extract(context.Background(), f); err != nil {
@@ -216,8 +211,4 @@ func readFixture(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }

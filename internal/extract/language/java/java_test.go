@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/java"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -75,7 +76,7 @@ func TestExtractSlim(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := java.New().Extract(context.Background(), file("opt/java/"+tt.file, readFixture(t, tt.file)))
+			got, err := java.New().Extract(context.Background(), extracttest.File("opt/java/"+tt.file, readFixture(t, tt.file)))
 			if err != nil {
 				t.Fatalf("Extract() error: %v", err)
 			}
@@ -117,7 +118,7 @@ func TestExtractNested(t *testing.T) {
 	)
 
 	const path = "opt/jboss/deployments/app.ear"
-	got, err := java.New().Extract(context.Background(), file(path, ear))
+	got, err := java.New().Extract(context.Background(), extracttest.File(path, ear))
 	if err != nil {
 		t.Fatalf("Extract() error: %v", err)
 	}
@@ -204,7 +205,7 @@ func TestExtractFromManifest(t *testing.T) {
 				entries = append(entries, entry{name: "META-INF/MANIFEST.MF", data: tt.manifest})
 			}
 			entries = append(entries, entry{name: "com/example/Main.class", data: "\xca\xfe\xba\xbe"})
-			got, err := java.New().Extract(context.Background(), file(tt.path, buildZip(entries...)))
+			got, err := java.New().Extract(context.Background(), extracttest.File(tt.path, buildZip(entries...)))
 			if err != nil {
 				t.Fatalf("Extract() error: %v", err)
 			}
@@ -313,7 +314,7 @@ func TestExtractHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := java.New().Extract(context.Background(), file(path, tt.content))
+			got, err := java.New().Extract(context.Background(), extracttest.File(path, tt.content))
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("Extract() error: %v", err)
@@ -359,17 +360,11 @@ func TestExtractTooLarge(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
-	f := &extract.File{Path: "app/app.jar", Size: 4096, Content: errReadAt{}}
+	f := &extract.File{Path: "app/app.jar", Size: 4096, Content: extracttest.FailingContent{}}
 	_, err := java.New().Extract(context.Background(), f)
-	if !errors.Is(err, errLayer) {
-		t.Errorf("Extract() error = %v, want %v", err, errLayer)
+	if !errors.Is(err, extracttest.ErrLayer) {
+		t.Errorf("Extract() error = %v, want %v", err, extracttest.ErrLayer)
 	}
 	if errors.Is(err, extract.ErrMalformed) {
 		t.Errorf("Extract() error = %v, a read failure taken for damage", err)
@@ -379,7 +374,7 @@ func TestExtractReadError(t *testing.T) {
 func TestExtractCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := java.New().Extract(ctx, file("app/app.jar", nest(2)))
+	_, err := java.New().Extract(ctx, extracttest.File("app/app.jar", nest(2)))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract() error = %v, want %v", err, context.Canceled)
 	}
@@ -394,7 +389,7 @@ func FuzzExtract(f *testing.F) {
 	f.Add([]byte("PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00"))
 	e := java.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, _ := e.Extract(context.Background(), file("app/x-1.0.jar", data))
+		got, _ := e.Extract(context.Background(), extracttest.File("app/x-1.0.jar", data))
 		for _, p := range got {
 			if p.Name == "" || p.Version == "" || p.Ecosystem != "Maven" || !strings.HasPrefix(p.Path, "app/x-1.0.jar") {
 				t.Errorf("Extract() returned %+v", p)
@@ -409,7 +404,7 @@ func FuzzExtract(f *testing.F) {
 func BenchmarkExtract(b *testing.B) {
 	content := readFixture(b, "netty-codec-http-4.1.48.Final.jar")
 	e := java.New()
-	f := file("opt/java/netty-codec-http-4.1.48.Final.jar", content)
+	f := extracttest.File("opt/java/netty-codec-http-4.1.48.Final.jar", content)
 	b.SetBytes(int64(len(content)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -497,8 +492,4 @@ func readFixture(t testing.TB, name string) []byte {
 
 func pkg(name, version, path, purl string) model.Package {
 	return model.Package{Name: name, Version: version, Ecosystem: "Maven", PURL: purl, Path: path, Extractor: java.Name}
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/npm"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -169,7 +170,7 @@ func TestExtractLockfiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := "app/" + filepath.Base(tt.path)
-			got, err := npm.New().Extract(context.Background(), file(path, b))
+			got, err := npm.New().Extract(context.Background(), extracttest.File(path, b))
 			if err != nil {
 				t.Fatalf("Extract() error: %v", err)
 			}
@@ -220,7 +221,7 @@ func TestExtractManifest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := npm.New().Extract(context.Background(), file(path, []byte(tt.content)))
+			got, err := npm.New().Extract(context.Background(), extracttest.File(path, []byte(tt.content)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Extract() error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -270,7 +271,7 @@ func TestExtractHostileLockfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := npm.New().Extract(context.Background(), file(path, []byte(tt.content)))
+			got, err := npm.New().Extract(context.Background(), extracttest.File(path, []byte(tt.content)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Extract() error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -321,24 +322,18 @@ func TestExtractTooLarge(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
-	f := &extract.File{Path: "app/package-lock.json", Size: 4096, Content: errReadAt{}}
+	f := &extract.File{Path: "app/package-lock.json", Size: 4096, Content: extracttest.FailingContent{}}
 	_, err := npm.New().Extract(context.Background(), f)
-	if !errors.Is(err, errLayer) {
-		t.Errorf("Extract() error = %v, want %v", err, errLayer)
+	if !errors.Is(err, extracttest.ErrLayer) {
+		t.Errorf("Extract() error = %v, want %v", err, extracttest.ErrLayer)
 	}
 }
 
 func TestExtractCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := npm.New().Extract(ctx, file("app/package-lock.json", []byte(nestedV1(3000))))
+	_, err := npm.New().Extract(ctx, extracttest.File("app/package-lock.json", []byte(nestedV1(3000))))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract() error = %v, want %v", err, context.Canceled)
 	}
@@ -360,7 +355,7 @@ func FuzzExtractLockfile(f *testing.F) {
 	f.Add([]byte(`{"packages": {"x/node_modules/node_modules/y": {"name": "", "version": "1"}}}`))
 	e := npm.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := e.Extract(context.Background(), file("app/package-lock.json", data))
+		got, err := e.Extract(context.Background(), extracttest.File("app/package-lock.json", data))
 		if err != nil {
 			return
 		}
@@ -379,7 +374,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := npm.New()
-	f := file(path, content)
+	f := extracttest.File(path, content)
 	b.SetBytes(int64(len(content)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -415,7 +410,7 @@ func extractTree(t *testing.T, root string) []model.Package {
 		if err != nil {
 			return err
 		}
-		pkgs, err := e.Extract(context.Background(), file(rel, b))
+		pkgs, err := e.Extract(context.Background(), extracttest.File(rel, b))
 		if err != nil {
 			return err
 		}
@@ -439,8 +434,4 @@ func contains(pkgs []model.Package, want model.Package) bool {
 
 func pkg(name, version, path, purl string) model.Package {
 	return model.Package{Name: name, Version: version, Ecosystem: "npm", PURL: purl, Path: path, Extractor: npm.Name}
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/php"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -103,7 +104,7 @@ func TestExtractFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := php.New().Extract(context.Background(), file(tt.path, b))
+			got, err := php.New().Extract(context.Background(), extracttest.File(tt.path, b))
 			if err != nil {
 				t.Fatalf("Extract() error: %v", err)
 			}
@@ -159,7 +160,7 @@ func TestExtract(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := php.New().Extract(context.Background(), file(tt.path, []byte(tt.content)))
+			got, err := php.New().Extract(context.Background(), extracttest.File(tt.path, []byte(tt.content)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Extract() error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -182,17 +183,11 @@ func TestExtractTooLarge(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
-	f := &extract.File{Path: "app/composer.lock", Size: 4096, Content: errReadAt{}}
+	f := &extract.File{Path: "app/composer.lock", Size: 4096, Content: extracttest.FailingContent{}}
 	_, err := php.New().Extract(context.Background(), f)
-	if !errors.Is(err, errLayer) {
-		t.Errorf("Extract() error = %v, want %v", err, errLayer)
+	if !errors.Is(err, extracttest.ErrLayer) {
+		t.Errorf("Extract() error = %v, want %v", err, extracttest.ErrLayer)
 	}
 }
 
@@ -208,7 +203,7 @@ func TestExtractCanceled(t *testing.T) {
 	b.WriteString(`]}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := php.New().Extract(ctx, file("app/composer.lock", []byte(b.String())))
+	_, err := php.New().Extract(ctx, extracttest.File("app/composer.lock", []byte(b.String())))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract() error = %v, want %v", err, context.Canceled)
 	}
@@ -227,7 +222,7 @@ func FuzzExtract(f *testing.F) {
 		if !e.Required(path, 0o644, int64(len(data))) {
 			return
 		}
-		got, err := e.Extract(context.Background(), file(path, data))
+		got, err := e.Extract(context.Background(), extracttest.File(path, data))
 		if err != nil && got != nil {
 			t.Errorf("Extract() = %v and error %v", got, err)
 		}
@@ -247,7 +242,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := php.New()
-	f := file(path, content)
+	f := extracttest.File(path, content)
 	b.SetBytes(int64(len(content)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -267,8 +262,4 @@ func pkg(name, version, path string) model.Package {
 		Path:      path,
 		Extractor: php.Name,
 	}
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }

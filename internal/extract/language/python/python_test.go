@@ -1,7 +1,6 @@
 package python_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/python"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -119,7 +119,7 @@ func TestExtract(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := python.New().Extract(context.Background(), file(path, []byte(tt.content)))
+			got, err := python.New().Extract(context.Background(), extracttest.File(path, []byte(tt.content)))
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("Extract() error: %v", err)
@@ -143,7 +143,7 @@ var errAny = errors.New("any error")
 // A large description after the headers is not read, whatever its size.
 func TestExtractLargeBody(t *testing.T) {
 	content := []byte("Name: big\nVersion: 1.0\n\n" + strings.Repeat("x", 8<<20))
-	f := file("site-packages/big-1.0.dist-info/METADATA", content)
+	f := extracttest.File("site-packages/big-1.0.dist-info/METADATA", content)
 	got, err := python.New().Extract(context.Background(), f)
 	if err != nil {
 		t.Fatalf("Extract() error: %v", err)
@@ -154,24 +154,18 @@ func TestExtractLargeBody(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
-	f := &extract.File{Path: "x-1.0.dist-info/METADATA", Size: 4096, Content: errReadAt{}}
+	f := &extract.File{Path: "x-1.0.dist-info/METADATA", Size: 4096, Content: extracttest.FailingContent{}}
 	_, err := python.New().Extract(context.Background(), f)
-	if !errors.Is(err, errLayer) {
-		t.Errorf("Extract() error = %v, want %v", err, errLayer)
+	if !errors.Is(err, extracttest.ErrLayer) {
+		t.Errorf("Extract() error = %v, want %v", err, extracttest.ErrLayer)
 	}
 }
 
 func TestExtractCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := python.New().Extract(ctx, file("x.egg-info", []byte("Name: a\nVersion: 1\n")))
+	_, err := python.New().Extract(ctx, extracttest.File("x.egg-info", []byte("Name: a\nVersion: 1\n")))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract() error = %v, want %v", err, context.Canceled)
 	}
@@ -197,7 +191,7 @@ func FuzzExtract(f *testing.F) {
 	f.Add([]byte("Name: a\r\n\tVersion: 1\r\nVersion:  2 \r\n\r\n"))
 	e := python.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := e.Extract(context.Background(), file("x-1.0.dist-info/METADATA", data))
+		got, err := e.Extract(context.Background(), extracttest.File("x-1.0.dist-info/METADATA", data))
 		if err != nil {
 			if got != nil {
 				t.Errorf("Extract() = %v and error %v", got, err)
@@ -224,7 +218,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := python.New()
-	f := file(path, content)
+	f := extracttest.File(path, content)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.Extract(context.Background(), f); err != nil {
@@ -259,7 +253,7 @@ func extractTree(t *testing.T, root string) []model.Package {
 		if err != nil {
 			return err
 		}
-		pkgs, err := e.Extract(context.Background(), file(rel, b))
+		pkgs, err := e.Extract(context.Background(), extracttest.File(rel, b))
 		if err != nil {
 			return err
 		}
@@ -274,8 +268,4 @@ func extractTree(t *testing.T, root string) []model.Package {
 
 func pkg(name, version, path, purl string) model.Package {
 	return model.Package{Name: name, Version: version, Ecosystem: "PyPI", PURL: purl, Path: path, Extractor: python.Name}
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/ruby"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -129,7 +130,7 @@ func TestExtractGemspec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ruby.New().Extract(context.Background(), file(path, []byte(tt.content)))
+			got, err := ruby.New().Extract(context.Background(), extracttest.File(path, []byte(tt.content)))
 			if (err != nil) != (tt.want == nil) {
 				t.Fatalf("Extract() = %v, %v; want %v", got, err, tt.want)
 			}
@@ -145,7 +146,7 @@ func TestExtractGemspec(t *testing.T) {
 
 func TestExtractLockfile(t *testing.T) {
 	const path = "srv/app/Gemfile.lock"
-	got, err := ruby.New().Extract(context.Background(), file(path, readFile(t, "testdata/Gemfile.lock")))
+	got, err := ruby.New().Extract(context.Background(), extracttest.File(path, readFile(t, "testdata/Gemfile.lock")))
 	if err != nil {
 		t.Fatalf("Extract() error: %v", err)
 	}
@@ -222,7 +223,7 @@ func TestExtractLockfileSyntax(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ruby.New().Extract(context.Background(), file(path, []byte(tt.content)))
+			got, err := ruby.New().Extract(context.Background(), extracttest.File(path, []byte(tt.content)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Extract() error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -256,24 +257,18 @@ func TestExtractTooLarge(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
-	f := &extract.File{Path: "app/Gemfile.lock", Size: 4096, Content: errReadAt{}}
+	f := &extract.File{Path: "app/Gemfile.lock", Size: 4096, Content: extracttest.FailingContent{}}
 	_, err := ruby.New().Extract(context.Background(), f)
-	if !errors.Is(err, errLayer) {
-		t.Errorf("Extract() error = %v, want %v", err, errLayer)
+	if !errors.Is(err, extracttest.ErrLayer) {
+		t.Errorf("Extract() error = %v, want %v", err, extracttest.ErrLayer)
 	}
 }
 
 func TestExtractCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := ruby.New().Extract(ctx, file("app/Gemfile.lock", readFile(t, "testdata/Gemfile.lock")))
+	_, err := ruby.New().Extract(ctx, extracttest.File("app/Gemfile.lock", readFile(t, "testdata/Gemfile.lock")))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract() error = %v, want %v", err, context.Canceled)
 	}
@@ -289,7 +284,7 @@ func FuzzExtractGemspec(f *testing.F) {
 	f.Add([]byte("# stub: a 1 ruby lib\nGem::Specification.new(%Q{b}, 'c') { |x|\n x.name = \"\\\\#{\"\n}"))
 	e := ruby.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := e.Extract(context.Background(), file("gems/specifications/x-1.gemspec", data))
+		got, err := e.Extract(context.Background(), extracttest.File("gems/specifications/x-1.gemspec", data))
 		if err == nil && len(got) != 1 {
 			t.Errorf("Extract() = %v, want one gem", got)
 		}
@@ -302,7 +297,7 @@ func FuzzExtractLockfile(f *testing.F) {
 	f.Add([]byte("GEM\n  specs:\n    a (1-x)\n      b\n  specs:\n    c ((1))\n"))
 	e := ruby.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, _ := e.Extract(context.Background(), file("app/Gemfile.lock", data))
+		got, _ := e.Extract(context.Background(), extracttest.File("app/Gemfile.lock", data))
 		checkPackages(t, got)
 	})
 }
@@ -325,7 +320,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Run(bb.name, func(b *testing.B) {
 			content := readFile(b, bb.fixture)
 			e := ruby.New()
-			f := file(bb.path, content)
+			f := extracttest.File(bb.path, content)
 			b.SetBytes(int64(len(content)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -359,7 +354,7 @@ func extractTree(t *testing.T, root string) []model.Package {
 		if !e.Required(rel, info.Mode(), info.Size()) {
 			return nil
 		}
-		pkgs, err := e.Extract(context.Background(), file(rel, readFile(t, p)))
+		pkgs, err := e.Extract(context.Background(), extracttest.File(rel, readFile(t, p)))
 		if err != nil {
 			return err
 		}
@@ -399,8 +394,4 @@ func pkg(name, version, path string) model.Package {
 		Path:      path,
 		Extractor: ruby.Name,
 	}
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/extract/language/rust"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
@@ -63,7 +64,7 @@ func TestRequired(t *testing.T) {
 
 func TestExtractLockfile(t *testing.T) {
 	const path = "srv/hello-web/Cargo.lock"
-	got, err := rust.New().Extract(context.Background(), file(path, readFile(t, "testdata/Cargo.lock")))
+	got, err := rust.New().Extract(context.Background(), extracttest.File(path, readFile(t, "testdata/Cargo.lock")))
 	if err != nil {
 		t.Fatalf("Extract() error: %v", err)
 	}
@@ -124,7 +125,7 @@ func TestExtractLockfileVersions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := rust.New().Extract(context.Background(), file("app/Cargo.lock", readFile(t, tt.file)))
+			got, err := rust.New().Extract(context.Background(), extracttest.File("app/Cargo.lock", readFile(t, tt.file)))
 			if err != nil {
 				t.Fatalf("Extract() error: %v", err)
 			}
@@ -192,7 +193,7 @@ func TestExtractLockfileSyntax(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := rust.New().Extract(context.Background(), file(path, []byte(tt.content)))
+			got, err := rust.New().Extract(context.Background(), extracttest.File(path, []byte(tt.content)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Extract() error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -236,7 +237,7 @@ func TestExtractAuditable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const path = "usr/local/bin/hello-auditable"
-			got, err := rust.New().Extract(context.Background(), file(path, tt.content))
+			got, err := rust.New().Extract(context.Background(), extracttest.File(path, tt.content))
 			if err != nil {
 				t.Fatalf("Extract() error: %v", err)
 			}
@@ -268,7 +269,7 @@ func TestExtractNotAuditable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := rust.New().Extract(context.Background(), file("usr/bin/x", tt.content))
+			got, err := rust.New().Extract(context.Background(), extracttest.File("usr/bin/x", tt.content))
 			if err != nil || got != nil {
 				t.Errorf("Extract() = %v, %v; want nil, nil", got, err)
 			}
@@ -293,7 +294,7 @@ func TestExtractAuditableHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const path = "usr/bin/x"
-			got, err := rust.New().Extract(context.Background(), file(path, tt.content))
+			got, err := rust.New().Extract(context.Background(), extracttest.File(path, tt.content))
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Extract() = %v, %v; want error %v", got, err, tt.wantErr)
 			}
@@ -340,18 +341,12 @@ func TestExtractTooLarge(t *testing.T) {
 }
 
 // errReadAt fails every read, as a layer that cannot be read does.
-type errReadAt struct{}
-
-var errLayer = errors.New("layer read failed")
-
-func (errReadAt) ReadAt([]byte, int64) (int, error) { return 0, errLayer }
-
 func TestExtractReadError(t *testing.T) {
 	for _, path := range []string{"app/Cargo.lock", "usr/bin/x"} {
-		f := &extract.File{Path: path, Size: 4096, Content: errReadAt{}}
+		f := &extract.File{Path: path, Size: 4096, Content: extracttest.FailingContent{}}
 		_, err := rust.New().Extract(context.Background(), f)
-		if !errors.Is(err, errLayer) {
-			t.Errorf("Extract(%q) error = %v, want %v", path, err, errLayer)
+		if !errors.Is(err, extracttest.ErrLayer) {
+			t.Errorf("Extract(%q) error = %v, want %v", path, err, extracttest.ErrLayer)
 		}
 	}
 }
@@ -360,8 +355,8 @@ func TestExtractCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, f := range []*extract.File{
-		file("app/Cargo.lock", readFile(t, "testdata/Cargo.lock")),
-		file("usr/bin/x", readFile(t, binaryFixture)),
+		extracttest.File("app/Cargo.lock", readFile(t, "testdata/Cargo.lock")),
+		extracttest.File("usr/bin/x", readFile(t, binaryFixture)),
 	} {
 		_, err := rust.New().Extract(ctx, f)
 		if !errors.Is(err, context.Canceled) {
@@ -381,7 +376,7 @@ func FuzzExtractLockfile(f *testing.F) {
 	f.Add([]byte("[[package]]\nname = 'a'\nversion = \"1.0.0\\u00e9\"\nsource = \"sparse+https://index.crates.io/\"\ndeps = [[\"a\"], 'b', # c\n]\n"))
 	e := rust.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := e.Extract(context.Background(), file("app/Cargo.lock", data))
+		got, err := e.Extract(context.Background(), extracttest.File("app/Cargo.lock", data))
 		if err != nil {
 			if got != nil {
 				t.Errorf("Extract() = %v and error %v", got, err)
@@ -412,7 +407,7 @@ func FuzzExtractExecutable(f *testing.F) {
 	f.Add(fixture[:64])
 	e := rust.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, _ := e.Extract(context.Background(), file("usr/bin/x", data))
+		got, _ := e.Extract(context.Background(), extracttest.File("usr/bin/x", data))
 		checkPackages(t, got)
 	})
 }
@@ -434,7 +429,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Run(bb.name, func(b *testing.B) {
 			content := readFile(b, bb.fixture)
 			e := rust.New()
-			f := file(bb.path, content)
+			f := extracttest.File(bb.path, content)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := e.Extract(context.Background(), f); err != nil {
@@ -543,8 +538,4 @@ func pkg(name, version, path string) model.Package {
 		Path:      path,
 		Extractor: rust.Name,
 	}
-}
-
-func file(path string, content []byte) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
 }
