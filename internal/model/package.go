@@ -29,6 +29,12 @@ type Package struct {
 	Layer string `json:"layer,omitempty"`
 	// Extractor names the extractor that found the package.
 	Extractor string `json:"extractor"`
+	// OwnedBy names the OS package that installed the file this language
+	// package was read from. Such packages are listed but not matched in
+	// their language ecosystem: distributions backport fixes without
+	// changing the upstream version, and the OS package's own advisories
+	// cover them.
+	OwnedBy string `json:"ownedBy,omitempty"`
 }
 
 // MatchName is the name vulnerability records use for the package: the

@@ -99,7 +99,7 @@ func (r *run) warn(format string, args ...any) {
 
 // wanted reports whether any extractor, or OS detection, reads the file.
 func (r *run) wanted(p string, mode fs.FileMode, size int64) bool {
-	if slices.Contains(osrelease.Paths, p) || p == osrelease.AlpineReleasePath {
+	if slices.Contains(osrelease.Paths, p) || p == osrelease.AlpineReleasePath || isDpkgList(p) {
 		return true
 	}
 	for _, e := range r.s.Extractors {
@@ -249,8 +249,9 @@ func (r *run) finish(ctx context.Context, target model.Target) (*model.Report, e
 	if err != nil {
 		return nil, err
 	}
-	r.s.progress("matching %d packages", len(pkgs))
-	res, err := r.s.Matcher.Match(ctx, pkgs)
+	toMatch := markOwned(pkgs, r.osOwners())
+	r.s.progress("matching %d packages", len(toMatch))
+	res, err := r.s.Matcher.Match(ctx, toMatch)
 	if err != nil {
 		return nil, err
 	}

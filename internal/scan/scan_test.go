@@ -414,3 +414,40 @@ func TestProgressLines(t *testing.T) {
 		t.Errorf("progress = %q", lines)
 	}
 }
+
+// TestOSOwnedLanguagePackages: a language package read from a file that a
+// dpkg package installed is listed with its owner and not matched in its
+// language ecosystem (distributions backport fixes); one in a file no OS
+// package owns is matched as usual.
+func TestOSOwnedLanguagePackages(t *testing.T) {
+	lock := `{"name":"app","lockfileVersion":3,"packages":{"":{"name":"app"},"node_modules/lodash":{"version":"4.17.15"}}}`
+	img := image(t, layer(t,
+		entry{name: "etc/os-release", body: debianOSRelease},
+		entry{name: "var/lib/dpkg/status", body: dpkgStanza("node-app", "1.0-1")},
+		entry{name: "var/lib/dpkg/info/node-app:amd64.list", body: "/.\n/usr\n/usr/share/node-app/package-lock.json\n"},
+		entry{name: "usr/share/node-app/package-lock.json", body: lock},
+		entry{name: "srv/mine/package-lock.json", body: lock},
+	))
+	r, err := testScanner(t).Image(context.Background(), img, model.Target{Kind: model.TargetImage, Name: "owned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]string{}
+	for _, p := range r.Packages {
+		if p.Name == "lodash" {
+			owners[p.Path] = p.OwnedBy
+		}
+	}
+	if owners["usr/share/node-app/package-lock.json"] != "node-app" || owners["srv/mine/package-lock.json"] != "" {
+		t.Errorf("owners = %v", owners)
+	}
+	var paths []string
+	for _, f := range r.Findings {
+		if f.VulnerabilityID == "GHSA-35jh-r3h4-6jhm" {
+			paths = append(paths, f.Package.Path)
+		}
+	}
+	if !slices.Equal(paths, []string{"srv/mine/package-lock.json"}) {
+		t.Errorf("GHSA-35jh-r3h4-6jhm reported for %v, want only the unowned lock", paths)
+	}
+}
