@@ -6,9 +6,16 @@ package extracttest
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/model"
 )
 
 // ErrLayer is the error FailingContent's reads return.
@@ -24,4 +31,43 @@ func (FailingContent) ReadAt([]byte, int64) (int, error) { return 0, ErrLayer }
 // File returns an extract.File at path holding content.
 func File(path string, content []byte) *extract.File {
 	return &extract.File{Path: path, Size: int64(len(content)), Content: bytes.NewReader(content)}
+}
+
+// ExtractTree runs e over every file under root that it requires, as a
+// scan of that directory would, with paths relative to root, and returns
+// what it found. Any error fails the test.
+func ExtractTree(t testing.TB, e extract.Extractor, root string) []model.Package {
+	t.Helper()
+	var got []model.Package
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if !e.Required(rel, info.Mode(), info.Size()) {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		pkgs, err := e.Extract(context.Background(), File(rel, b))
+		if err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		got = append(got, pkgs...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

@@ -67,7 +67,7 @@ func TestRequired(t *testing.T) {
 // TestExtractSlim reads the npm files of the slim fixture image the way a
 // scan does: every file Required asks for.
 func TestExtractSlim(t *testing.T) {
-	got := extractTree(t, "testdata/slim")
+	got := extracttest.ExtractTree(t, npm.New(), "testdata/slim")
 
 	golden := "testdata/slim.golden.json"
 	if *update {
@@ -382,45 +382,6 @@ func BenchmarkExtract(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// extractTree runs the extractor over every file under root it requires,
-// with paths relative to root.
-func extractTree(t *testing.T, root string) []model.Package {
-	t.Helper()
-	e := npm.New()
-	var got []model.Package
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if !e.Required(rel, info.Mode(), info.Size()) {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		pkgs, err := e.Extract(context.Background(), extracttest.File(rel, b))
-		if err != nil {
-			return err
-		}
-		got = append(got, pkgs...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
 }
 
 func contains(pkgs []model.Package, want model.Package) bool {

@@ -62,7 +62,7 @@ func TestExtractSlim(t *testing.T) {
 		pkg("six", "1.16.0", dir+"six-1.16.0.egg-info/PKG-INFO", "pkg:pypi/six@1.16.0"),
 		pkg("urllib3", "1.26.12", dir+"urllib3-1.26.12.egg-info/PKG-INFO", "pkg:pypi/urllib3@1.26.12"),
 	}
-	got := extractTree(t, "testdata/slim")
+	got := extracttest.ExtractTree(t, python.New(), "testdata/slim")
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Extract() mismatch (-want +got):\n%s", diff)
 	}
@@ -225,45 +225,6 @@ func BenchmarkExtract(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// extractTree runs the extractor over every file under root it requires,
-// with paths relative to root.
-func extractTree(t *testing.T, root string) []model.Package {
-	t.Helper()
-	e := python.New()
-	var got []model.Package
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if !e.Required(rel, info.Mode(), info.Size()) {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		pkgs, err := e.Extract(context.Background(), extracttest.File(rel, b))
-		if err != nil {
-			return err
-		}
-		got = append(got, pkgs...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
 }
 
 func pkg(name, version, path, purl string) model.Package {

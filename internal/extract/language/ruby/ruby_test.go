@@ -8,7 +8,6 @@ import (
 	"flag"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,7 +69,7 @@ func TestExtractInstalled(t *testing.T) {
 		pkg("rack", "2.2.4", dir+"rack-2.2.4.gemspec"),
 		pkg("rake", "0.8.7", dir+"rake-0.8.7.gemspec"),
 	}
-	got := extractTree(t, "testdata")
+	got := extracttest.ExtractTree(t, ruby.New(), "testdata")
 	var specs []model.Package
 	for _, p := range got {
 		if strings.HasSuffix(p.Path, ".gemspec") {
@@ -330,41 +329,6 @@ func BenchmarkExtract(b *testing.B) {
 			}
 		})
 	}
-}
-
-// extractTree runs the extractor over every file under root it requires,
-// with paths relative to root.
-func extractTree(t *testing.T, root string) []model.Package {
-	t.Helper()
-	e := ruby.New()
-	var got []model.Package
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if !e.Required(rel, info.Mode(), info.Size()) {
-			return nil
-		}
-		pkgs, err := e.Extract(context.Background(), extracttest.File(rel, readFile(t, p)))
-		if err != nil {
-			return err
-		}
-		got = append(got, pkgs...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
 }
 
 func readFile(t testing.TB, name string) []byte {
