@@ -71,3 +71,21 @@ func ExtractTree(t testing.TB, e extract.Extractor, root string) []model.Package
 	}
 	return got
 }
+
+// FileOn returns an extract.File at path holding content, in a root whose
+// operating system is o (nil: none detected).
+func FileOn(path string, content []byte, o *extract.OS) *extract.File {
+	f := File(path, content)
+	f.OS = o
+	return f
+}
+
+// Fixture reads testdata/name (slash-separated) of the calling package.
+func Fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", filepath.FromSlash(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
 
@@ -25,19 +26,6 @@ var (
 	distroless = &extract.OS{ID: "debian", VersionID: "12", PrettyName: "Distroless"}
 	ubuntu2204 = &extract.OS{ID: "ubuntu", VersionID: "22.04", PrettyName: "Ubuntu 22.04.3 LTS"}
 )
-
-func fileFrom(path string, b []byte, o *extract.OS) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(b)), Content: bytes.NewReader(b), OS: o}
-}
-
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", filepath.FromSlash(name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func TestRequired(t *testing.T) {
 	tests := []struct {
@@ -68,7 +56,7 @@ func TestRequired(t *testing.T) {
 }
 
 func TestExtractRealStatus(t *testing.T) {
-	pkgs, err := New().Extract(context.Background(), fileFrom("var/lib/dpkg/status", readFixture(t, "status"), debian12))
+	pkgs, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/dpkg/status", extracttest.Fixture(t, "status"), debian12))
 	if err != nil {
 		t.Fatalf("Extract: %v", err)
 	}
@@ -120,7 +108,7 @@ func TestExtractRealStatus(t *testing.T) {
 }
 
 func TestExtractGolden(t *testing.T) {
-	pkgs, err := New().Extract(context.Background(), fileFrom("var/lib/dpkg/status", readFixture(t, "status"), debian12))
+	pkgs, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/dpkg/status", extracttest.Fixture(t, "status"), debian12))
 	if err != nil {
 		t.Fatalf("Extract: %v", err)
 	}
@@ -138,7 +126,7 @@ func TestExtractGolden(t *testing.T) {
 		}
 	}
 	var want []model.Package
-	if err := json.Unmarshal(readFixture(t, "status.golden.json"), &want); err != nil {
+	if err := json.Unmarshal(extracttest.Fixture(t, "status.golden.json"), &want); err != nil {
 		t.Fatalf("reading %s: %v", golden, err)
 	}
 	if diff := cmp.Diff(want, pkgs); diff != "" {
@@ -179,7 +167,7 @@ func TestExtractStatusD(t *testing.T) {
 			if !New().Required(path, 0o644, 1) {
 				t.Fatalf("Required(%q) = false", path)
 			}
-			got, err := New().Extract(context.Background(), fileFrom(path, readFixture(t, tt.file), tt.os))
+			got, err := New().Extract(context.Background(), extracttest.FileOn(path, extracttest.Fixture(t, tt.file), tt.os))
 			if err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
@@ -298,7 +286,7 @@ func TestExtractStanzas(t *testing.T) {
 			if o == nil {
 				o = debian12
 			}
-			got, err := New().Extract(context.Background(), fileFrom("var/lib/dpkg/status", []byte(tt.input), o))
+			got, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/dpkg/status", []byte(tt.input), o))
 			if err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
@@ -400,7 +388,7 @@ func TestExtractHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := New().Extract(context.Background(), fileFrom("var/lib/dpkg/status", []byte(tt.input), debian12))
+			got, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/dpkg/status", []byte(tt.input), debian12))
 			if len(tt.wantMsgs) == 0 && err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
@@ -444,7 +432,7 @@ func (r failAfter) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func TestExtractReadError(t *testing.T) {
-	b := readFixture(t, "status")
+	b := extracttest.Fixture(t, "status")
 	f := &extract.File{Path: "var/lib/dpkg/status", Size: int64(len(b)), Content: failAfter{b: b, n: 64 << 10}, OS: debian12}
 	got, err := New().Extract(context.Background(), f)
 	if err == nil || !strings.Contains(err.Error(), "layer blob truncated") || !strings.Contains(err.Error(), "var/lib/dpkg/status") {
@@ -458,7 +446,7 @@ func TestExtractReadError(t *testing.T) {
 func TestExtractCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	got, err := New().Extract(ctx, fileFrom("var/lib/dpkg/status", readFixture(t, "status"), debian12))
+	got, err := New().Extract(ctx, extracttest.FileOn("var/lib/dpkg/status", extracttest.Fixture(t, "status"), debian12))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Extract error = %v, want context.Canceled", err)
 	}
@@ -468,13 +456,13 @@ func TestExtractCanceled(t *testing.T) {
 }
 
 func BenchmarkExtract(b *testing.B) {
-	data := readFixture(b, "status")
+	data := extracttest.Fixture(b, "status")
 	e := New()
 	ctx := context.Background()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := e.Extract(ctx, fileFrom("var/lib/dpkg/status", data, debian12)); err != nil {
+		if _, err := e.Extract(ctx, extracttest.FileOn("var/lib/dpkg/status", data, debian12)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -483,14 +471,14 @@ func BenchmarkExtract(b *testing.B) {
 func FuzzExtract(f *testing.F) {
 	// A few real stanzas rather than the whole file: the fuzzer works and
 	// minimises far faster on small inputs.
-	status := readFixture(f, "status")
+	status := extracttest.Fixture(f, "status")
 	stanzas := bytes.SplitAfterN(status, []byte("\n\n"), 4)
 	f.Add(bytes.Join(stanzas[:3], nil))
-	f.Add(readFixture(f, "status.d/libc6"))
+	f.Add(extracttest.Fixture(f, "status.d/libc6"))
 	f.Add([]byte("Package: a\r\nVersion: 1\r\nSource: b (2)\r\n\r\n \n#\nStatus: x y z\n"))
 	f.Add([]byte("Package: a\nVersion: 1\nVersion: 2\n\tcont\n:\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		pkgs, err := New().Extract(context.Background(), fileFrom("var/lib/dpkg/status", b, debian12))
+		pkgs, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/dpkg/status", b, debian12))
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("Extract error %v does not wrap ErrMalformed", err)
 		}

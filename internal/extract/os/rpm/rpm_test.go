@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
+	"github.com/bulwarkhq/bulwark/internal/extract/extracttest"
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
 
@@ -44,19 +45,6 @@ var fixtures = []struct {
 	{"libuuid/Packages", "var/lib/rpm/Packages", rhel88, 1},
 	{"fedora35/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite", fedora35, 7},
 	{"sle15-bci/Packages.db", "usr/lib/sysimage/rpm/Packages.db", sles153, 35},
-}
-
-func fileFrom(path string, b []byte, o *extract.OS) *extract.File {
-	return &extract.File{Path: path, Size: int64(len(b)), Content: bytes.NewReader(b), OS: o}
-}
-
-func readFixture(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", filepath.FromSlash(name)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
 }
 
 func TestRequired(t *testing.T) {
@@ -194,7 +182,7 @@ func TestExtractFixtures(t *testing.T) {
 			if !New().Required(fx.path, 0o644, 1) {
 				t.Fatalf("Required(%q) = false", fx.path)
 			}
-			pkgs, err := New().Extract(context.Background(), fileFrom(fx.path, readFixture(t, fx.file), fx.os))
+			pkgs, err := New().Extract(context.Background(), extracttest.FileOn(fx.path, extracttest.Fixture(t, fx.file), fx.os))
 			if err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
@@ -221,7 +209,7 @@ func TestExtractFixtures(t *testing.T) {
 func TestExtractGolden(t *testing.T) {
 	got := make(map[string][]model.Package)
 	for _, fx := range fixtures {
-		pkgs, err := New().Extract(context.Background(), fileFrom(fx.path, readFixture(t, fx.file), fx.os))
+		pkgs, err := New().Extract(context.Background(), extracttest.FileOn(fx.path, extracttest.Fixture(t, fx.file), fx.os))
 		if err != nil {
 			t.Fatalf("Extract(%s): %v", fx.file, err)
 		}
@@ -241,7 +229,7 @@ func TestExtractGolden(t *testing.T) {
 		}
 	}
 	var want map[string][]model.Package
-	if err := json.Unmarshal(readFixture(t, "extract.golden.json"), &want); err != nil {
+	if err := json.Unmarshal(extracttest.Fixture(t, "extract.golden.json"), &want); err != nil {
 		t.Fatalf("reading %s: %v", golden, err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -274,10 +262,10 @@ func TestExtractOS(t *testing.T) {
 		{"hostile id", &extract.OS{ID: "x/../y&distro=z", VersionID: "1"}, "", "pkg:rpm/libuuid@2.32.1-42.el8_8?arch=x86_64"},
 		{"upper-case id", &extract.OS{ID: "Rocky", VersionID: "9.3"}, "Rocky Linux:9", "pkg:rpm/rocky/libuuid@2.32.1-42.el8_8?arch=x86_64&distro=rocky-9.3"},
 	}
-	b := readFixture(t, "libuuid/Packages")
+	b := extracttest.Fixture(t, "libuuid/Packages")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pkgs, err := New().Extract(context.Background(), fileFrom("var/lib/rpm/Packages", b, tt.os))
+			pkgs, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/rpm/Packages", b, tt.os))
 			if err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
@@ -302,7 +290,7 @@ func TestExtractOSFile(t *testing.T) {
 		t.Run(fx.file, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "content")
-			if err := os.WriteFile(path, readFixture(t, fx.file), 0o444); err != nil {
+			if err := os.WriteFile(path, extracttest.Fixture(t, fx.file), 0o444); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Chmod(dir, 0o555); err != nil {
@@ -339,7 +327,7 @@ func TestExtractOSFile(t *testing.T) {
 // TestExtractBDBUnsorted reads the hash pages of Berkeley DB before 4.6
 // (CentOS 5), which differ from later ones only in their page type.
 func TestExtractBDBUnsorted(t *testing.T) {
-	b := readFixture(t, "centos7/Packages")
+	b := extracttest.Fixture(t, "centos7/Packages")
 	const pageSize = 4096
 	changed := 0
 	for off := pageSize; off+pageSize <= len(b); off += pageSize {
@@ -351,7 +339,7 @@ func TestExtractBDBUnsorted(t *testing.T) {
 	if changed == 0 {
 		t.Fatal("fixture has no hash pages")
 	}
-	pkgs, err := New().Extract(context.Background(), fileFrom("var/lib/rpm/Packages", b, centos7))
+	pkgs, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/rpm/Packages", b, centos7))
 	if err != nil {
 		t.Fatalf("Extract: %v", err)
 	}
@@ -397,7 +385,7 @@ func TestExtractBuilt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := New().Extract(context.Background(), fileFrom("var/lib/rpm/Packages", tt.b, rocky93))
+			got, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/rpm/Packages", tt.b, rocky93))
 			if err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
@@ -433,9 +421,9 @@ func TestExtractHostile(t *testing.T) {
 	for i := range random {
 		random[i] = byte(rng.Uint32())
 	}
-	sqlite := readFixture(t, "fedora35/rpmdb.sqlite")
-	centos := readFixture(t, "centos7/Packages")
-	sle := readFixture(t, "sle15-bci/Packages.db")
+	sqlite := extracttest.Fixture(t, "fedora35/rpmdb.sqlite")
+	centos := extracttest.Fixture(t, "centos7/Packages")
+	sle := extracttest.Fixture(t, "sle15-bci/Packages.db")
 
 	goodPkg := model.Package{
 		Name: "good", Version: "1.0-1", SourceName: "good", SourceVersion: "1.0-1",
@@ -480,7 +468,7 @@ func TestExtractHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := New().Extract(context.Background(), fileFrom("var/lib/rpm/Packages", tt.input, nil))
+			got, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/rpm/Packages", tt.input, nil))
 			if !errors.Is(err, ErrMalformed) || !errors.Is(err, extract.ErrMalformed) {
 				t.Fatalf("Extract error = %v, want ErrMalformed", err)
 			}
@@ -521,7 +509,7 @@ func TestExtractHeaderTooLarge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New().Extract(context.Background(), fileFrom("var/lib/rpm/Packages", tt.b, nil))
+			_, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/rpm/Packages", tt.b, nil))
 			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "limit 67108864") {
 				t.Errorf("Extract error = %v, want the header refused", err)
 			}
@@ -545,7 +533,7 @@ func (r failAfter) ReadAt(p []byte, off int64) (int, error) {
 func TestExtractReadError(t *testing.T) {
 	for _, fx := range fixtures {
 		t.Run(fx.file, func(t *testing.T) {
-			b := readFixture(t, fx.file)
+			b := extracttest.Fixture(t, fx.file)
 			f := &extract.File{Path: fx.path, Size: int64(len(b)), Content: failAfter{b: b, n: int64(len(b)) * 3 / 4}, OS: fx.os}
 			_, err := New().Extract(context.Background(), f)
 			if err == nil || !strings.Contains(err.Error(), "layer blob truncated") || !strings.HasPrefix(err.Error(), fx.path+": ") {
@@ -560,7 +548,7 @@ func TestExtractCanceled(t *testing.T) {
 	cancel()
 	for _, fx := range fixtures {
 		t.Run(fx.file, func(t *testing.T) {
-			got, err := New().Extract(ctx, fileFrom(fx.path, readFixture(t, fx.file), fx.os))
+			got, err := New().Extract(ctx, extracttest.FileOn(fx.path, extracttest.Fixture(t, fx.file), fx.os))
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Extract error = %v, want context.Canceled", err)
 			}
@@ -574,13 +562,13 @@ func TestExtractCanceled(t *testing.T) {
 func BenchmarkExtract(b *testing.B) {
 	for _, fx := range fixtures {
 		b.Run(fx.file, func(b *testing.B) {
-			data := readFixture(b, fx.file)
+			data := extracttest.Fixture(b, fx.file)
 			e := New()
 			ctx := context.Background()
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := e.Extract(ctx, fileFrom(fx.path, data, fx.os)); err != nil {
+				if _, err := e.Extract(ctx, extracttest.FileOn(fx.path, data, fx.os)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -591,7 +579,7 @@ func BenchmarkExtract(b *testing.B) {
 func FuzzExtract(f *testing.F) {
 	// Small databases rather than the fixtures: the fuzzer works and
 	// minimises far faster on small inputs. The headers are real ones.
-	libuuid := readFixture(f, "libuuid/Packages")
+	libuuid := extracttest.Fixture(f, "libuuid/Packages")
 	real, err := firstHeader(libuuid)
 	if err != nil {
 		f.Fatal(err)
@@ -603,7 +591,7 @@ func FuzzExtract(f *testing.F) {
 	f.Add(makeNDB(small))
 	f.Add(makeSQLite(f, "", [][]byte{small}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		pkgs, err := New().Extract(context.Background(), fileFrom("var/lib/rpm/Packages", b, rocky93))
+		pkgs, err := New().Extract(context.Background(), extracttest.FileOn("var/lib/rpm/Packages", b, rocky93))
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("Extract error %v does not wrap ErrMalformed", err)
 		}
