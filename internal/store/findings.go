@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/bulwarkhq/bulwark/internal/model"
+)
+
+// Finding states a listing can ask for.
+const (
+	StateOpen  = "open"
+	StateFixed = "fixed"
+	StateAll   = "all"
+)
+
+// FindingSorts are the orders findings can be listed in.
+var FindingSorts = []string{"severity", "-severity", "first_seen", "-first_seen", "package", "vulnerability"}
+
+// FindingFilter selects findings; zero fields select everything (open
+// findings only, unless State says otherwise).
+type FindingFilter struct {
+	// Severities keeps findings of these severities.
+	Severities []model.Severity
+	// MinSeverity keeps findings at least this severe.
+	MinSeverity model.Severity
+	Package     string
+	// Vulnerability matches the id or one of its aliases.
+	Vulnerability string
+	Fixable       *bool
+	RegistryID    int64
+	Repository    string
+	ImageID       int64
+	State         string
+	// Sort is one of FindingSorts; empty is "severity" (most severe
+	// first).
+	Sort string
+}
+
+// sortSpec says how a listing order reads: the column, whether it runs
+// high to low, and whether it is a number.
+type sortSpec struct {
+	column  string
+	desc    bool
+	numeric bool
+}
+
+var findingSorts = map[string]sortSpec{
+	"severity":      {"f.severity_rank", true, true},
+	"-severity":     {"f.severity_rank", false, true},
+	"first_seen":    {"f.first_seen_at", false, true},
+	"-first_seen":   {"f.first_seen_at", true, true},
+	"package":       {"f.package_name", false, false},
+	"vulnerability": {"f.vuln_id", false, false},
+}
+
+// Findings lists findings one page at a time with keyset pagination, so
+// the hundredth page costs what the first does.
+func (s *DB) Findings(ctx context.Context, f FindingFilter, p Page) ([]Finding, string, error) {
+	sortName := f.Sort
+	if sortName == "" {
+		sortName = "severity"
+	}
+	spec, ok := findingSorts[sortName]
+	if !ok {
+		return nil, "", fmt.Errorf("unknown sort %q (want one of %s)", sortName, strings.Join(FindingSorts, ", "))
+	}
+	c, err := decodeCursor(p.Cursor, sortName)
+	if err != nil {
+		return nil, "", err
+	}
+	var where []string
+	var args []any
+	switch f.State {
+	case "", StateOpen:
+		where = append(where, `f.fixed_at IS NULL`)
+	case StateFixed:
+		where = append(where, `f.fixed_at IS NOT NULL`)
+	case StateAll:
+	default:
+		return nil, "", fmt.Errorf("unknown finding state %q (want open, fixed or all)", f.State)
+	}
+	if len(f.Severities) > 0 {
+		ph := make([]string, len(f.Severities))
+		for i, sev := range f.Severities {
+			ph[i] = "?"
+			args = append(args, sev.Rank())
+		}
+		where = append(where, `f.severity_rank IN (`+strings.Join(ph, ", ")+`)`)
+	}
+	if f.MinSeverity != "" {
+		where = append(where, `f.severity_rank >= ?`)
+		args = append(args, f.MinSeverity.Rank())
+	}
+	if f.Package != "" {
+		where = append(where, `f.package_name = ?`)
+		args = append(args, f.Package)
+	}
+	if f.Vulnerability != "" {
+		where = append(where, `(f.vuln_id = ? OR f.aliases LIKE ?)`)
+		args = append(args, f.Vulnerability, `%"`+escapeLike(f.Vulnerability)+`"%`)
+	}
+	if f.Fixable != nil {
+		where = append(where, `f.fixable = ?`)
+		args = append(args, boolInt(*f.Fixable))
+	}
+	if f.RegistryID != 0 {
+		where = append(where, `f.image_id IN (SELECT image_id FROM image_refs WHERE registry_id = ?)`)
+		args = append(args, f.RegistryID)
+	}
+	if f.Repository != "" {
+		where = append(where, `f.image_id IN (SELECT image_id FROM image_refs WHERE repository = ?)`)
+		args = append(args, f.Repository)
+	}
+	if f.ImageID != 0 {
+		where = append(where, `f.image_id = ?`)
+		args = append(args, f.ImageID)
+	}
+	dir, cmp := "ASC", ">"
+	if spec.desc {
+		dir, cmp = "DESC", "<"
+	}
+	if c != nil {
+		var v any = c.Str
+		if spec.numeric {
+			v = c.Num
+		}
+		where = append(where, fmt.Sprintf(`(%s %s ? OR (%s = ? AND f.id %s ?))`, spec.column, cmp, spec.column, cmp))
+		args = append(args, v, v, c.ID)
+	}
+	limit := p.limit()
+	query := `SELECT f.id, f.image_id, i.digest, f.vuln_id, f.aliases, f.package_name, f.package_version, f.ecosystem, f.purl, f.path,
+		f.fixed_version, f.severity, f.severity_rank, f.cvss, f.summary, f.first_seen_at, f.fixed_at
+		FROM findings f JOIN images i ON i.id = f.image_id`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += fmt.Sprintf(` ORDER BY %s %s, f.id %s LIMIT ?`, spec.column, dir, dir)
+	args = append(args, limit+1)
+
+	rows, err := s.query(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing findings: %w", err)
+	}
+	defer rows.Close()
+	var out []Finding
+	for rows.Next() {
+		var (
+			x       Finding
+			aliases string
+			first   int64
+			fixed   sql.NullInt64
+		)
+		if err := rows.Scan(&x.ID, &x.ImageID, &x.ImageDigest, &x.VulnID, &aliases, &x.PackageName, &x.PackageVersion, &x.Ecosystem, &x.PURL, &x.Path,
+			&x.FixedVersion, &x.Severity, &x.SeverityRank, &x.CVSS, &x.Summary, &first, &fixed); err != nil {
+			return nil, "", fmt.Errorf("listing findings: %w", err)
+		}
+		if err := json.Unmarshal([]byte(aliases), &x.Aliases); err != nil {
+			return nil, "", fmt.Errorf("reading aliases of finding %d: %w", x.ID, err)
+		}
+		x.FirstSeenAt, x.FixedAt = fromMS(first), fromNullMS(fixed)
+		out = append(out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("listing findings: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		c := cursor{Sort: sortName, ID: last.ID}
+		switch spec.column {
+		case "f.severity_rank":
+			c.Num = int64(last.SeverityRank)
+		case "f.first_seen_at":
+			c.Num = ms(last.FirstSeenAt)
+		case "f.package_name":
+			c.Str = last.PackageName
+		case "f.vuln_id":
+			c.Str = last.VulnID
+		}
+		next = c.encode()
+	}
+	return out, next, nil
+}
+
+// escapeLike drops characters that are LIKE wildcards or JSON quoting
+// from an id searched among the aliases; vulnerability ids (CVE-…,
+// GHSA-…, GO-…) never contain them, and the exact id match needs no
+// escaping.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`%`, ``, `_`, ``, `"`, ``, `\`, ``).Replace(s)
+}

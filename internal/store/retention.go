@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Retention says how long rows of the high-volume tables are kept; zero
+// keeps them forever.
+type Retention struct {
+	// AuditLog bounds the audit log of user actions.
+	AuditLog time.Duration
+	// Scans bounds finished scan records (queued and running jobs are
+	// never pruned).
+	Scans time.Duration
+	// FixedFindings bounds the history of findings that were fixed.
+	FixedFindings time.Duration
+	// Images removes images (and their findings) not seen in any registry
+	// for this long.
+	Images time.Duration
+}
+
+// DefaultRetention keeps a quarter of history and images seen within a
+// month.
+func DefaultRetention() Retention {
+	return Retention{AuditLog: 90 * 24 * time.Hour, Scans: 30 * 24 * time.Hour, FixedFindings: 90 * 24 * time.Hour, Images: 30 * 24 * time.Hour}
+}
+
+// Pruned counts the rows a Prune removed, by table.
+type Pruned map[string]int64
+
+// Prune deletes rows older than the retention allows.
+func (s *DB) Prune(ctx context.Context, r Retention) (Pruned, error) {
+	now := s.now()
+	out := Pruned{}
+	for _, p := range []struct {
+		table, query string
+		keep         time.Duration
+	}{
+		{"audit_log", `DELETE FROM audit_log WHERE at < ?`, r.AuditLog},
+		{"scans", `DELETE FROM scans WHERE finished_at IS NOT NULL AND finished_at < ?`, r.Scans},
+		{"findings", `DELETE FROM findings WHERE fixed_at IS NOT NULL AND fixed_at < ?`, r.FixedFindings},
+		{"images", `DELETE FROM images WHERE last_seen_at < ?`, r.Images},
+	} {
+		if p.keep <= 0 {
+			continue
+		}
+		res, err := s.exec(ctx, p.query, ms(now.Add(-p.keep)))
+		if err != nil {
+			return out, fmt.Errorf("pruning %s: %w", p.table, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return out, fmt.Errorf("pruning %s: %w", p.table, err)
+		}
+		out[p.table] = n
+	}
+	return out, nil
+}
+
+// Setting reads a server-wide value; ErrNotFound when unset.
+func (s *DB) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.queryRow(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("setting %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading setting %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetSetting writes a server-wide value.
+func (s *DB) SetSetting(ctx context.Context, name, value string) error {
+	_, err := s.exec(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
+	if err != nil {
+		return fmt.Errorf("writing setting %q: %w", name, err)
+	}
+	return nil
+}
+
+// CompareAndSetSetting changes a value only if it still holds old (empty
+// old: only if unset), so of several replicas one wins; it reports
+// whether this call changed it.
+func (s *DB) CompareAndSetSetting(ctx context.Context, name, old, value string) (bool, error) {
+	var res sql.Result
+	var err error
+	if old == "" {
+		res, err = s.exec(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, value)
+	} else {
+		res, err = s.exec(ctx, `UPDATE settings SET value = ? WHERE name = ? AND value = ?`, value, name, old)
+	}
+	if err != nil {
+		return false, fmt.Errorf("writing setting %q: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("writing setting %q: %w", name, err)
+	}
+	return n == 1, nil
+}
