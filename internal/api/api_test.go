@@ -362,7 +362,7 @@ func TestFindingsThroughTheAPI(t *testing.T) {
 			t.Errorf("finding %+v does not match the filter", x)
 		}
 	}
-	code, body := f.call(f.admin, "GET", fmt.Sprintf("/api/v1/images?registry=&repository=app&severity=HIGH"), nil)
+	code, body := f.call(f.admin, "GET", "/api/v1/images?registry=&repository=app&severity=HIGH", nil)
 	var imgs listPage[imageView]
 	json.Unmarshal(body, &imgs)
 	if code != 200 || len(imgs.Items) != 1 || imgs.Items[0].Summary.Critical != 10 || imgs.Items[0].Refs[0].Tag != "v1" {
