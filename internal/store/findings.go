@@ -100,8 +100,8 @@ func (s *DB) Findings(ctx context.Context, f FindingFilter, p Page) ([]Finding, 
 		args = append(args, f.Package)
 	}
 	if f.Vulnerability != "" {
-		where = append(where, `(f.vuln_id = ? OR f.aliases LIKE ?)`)
-		args = append(args, f.Vulnerability, `%"`+escapeLike(f.Vulnerability)+`"%`)
+		where = append(where, `(f.vuln_id = ? OR f.id IN (SELECT finding_id FROM finding_aliases WHERE alias = ?))`)
+		args = append(args, f.Vulnerability, f.Vulnerability)
 	}
 	if f.Fixable != nil {
 		where = append(where, `f.fixable = ?`)
@@ -185,12 +185,4 @@ func (s *DB) Findings(ctx context.Context, f FindingFilter, p Page) ([]Finding, 
 		next = c.encode()
 	}
 	return out, next, nil
-}
-
-// escapeLike drops characters that are LIKE wildcards or JSON quoting
-// from an id searched among the aliases; vulnerability ids (CVE-…,
-// GHSA-…, GO-…) never contain them, and the exact id match needs no
-// escaping.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`%`, ``, `_`, ``, `"`, ``, `\`, ``).Replace(s)
 }

@@ -148,20 +148,21 @@ func cleanFinding(f model.Finding) model.Finding {
 }
 
 func (s *DB) saveFindings(ctx context.Context, tx *sql.Tx, imageID int64, fs []model.Finding, at time.Time) error {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, vuln_id, package_name, package_version, path, fixed_at FROM findings WHERE image_id = ?`), imageID)
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, vuln_id, package_name, package_version, path, fixed_at, aliases FROM findings WHERE image_id = ?`), imageID)
 	if err != nil {
 		return fmt.Errorf("reading findings of image %d: %w", imageID, err)
 	}
 	type old struct {
-		id    int64
-		fixed bool
+		id      int64
+		fixed   bool
+		aliases string
 	}
 	existing := map[findingKey]old{}
 	for rows.Next() {
 		var k findingKey
 		var o old
 		var fixed sql.NullInt64
-		if err := rows.Scan(&o.id, &k.vuln, &k.name, &k.version, &k.path, &fixed); err != nil {
+		if err := rows.Scan(&o.id, &k.vuln, &k.name, &k.version, &k.path, &fixed, &o.aliases); err != nil {
 			rows.Close()
 			return fmt.Errorf("reading findings of image %d: %w", imageID, err)
 		}
@@ -174,7 +175,7 @@ func (s *DB) saveFindings(ctx context.Context, tx *sql.Tx, imageID int64, fs []m
 	}
 
 	insert, err := tx.PrepareContext(ctx, s.q(`INSERT INTO findings (image_id, vuln_id, aliases, package_name, package_version, ecosystem, purl, path,
-		fixed_version, fixable, severity, severity_rank, cvss, summary, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		fixed_version, fixable, severity, severity_rank, cvss, summary, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`))
 	if err != nil {
 		return fmt.Errorf("preparing finding insert: %w", err)
 	}
@@ -185,6 +186,19 @@ func (s *DB) saveFindings(ctx context.Context, tx *sql.Tx, imageID int64, fs []m
 		return fmt.Errorf("preparing finding update: %w", err)
 	}
 	defer update.Close()
+	addAlias, err := tx.PrepareContext(ctx, s.q(`INSERT INTO finding_aliases (alias, finding_id) VALUES (?, ?) ON CONFLICT DO NOTHING`))
+	if err != nil {
+		return fmt.Errorf("preparing alias insert: %w", err)
+	}
+	defer addAlias.Close()
+	setAliases := func(id int64, aliases []string) error {
+		for _, a := range aliases {
+			if _, err := addAlias.ExecContext(ctx, a, id); err != nil {
+				return fmt.Errorf("storing alias %s: %w", a, err)
+			}
+		}
+		return nil
+	}
 
 	for _, f := range fs {
 		aliases, err := json.Marshal(nonNil(f.Aliases))
@@ -199,11 +213,23 @@ func (s *DB) saveFindings(ctx context.Context, tx *sql.Tx, imageID int64, fs []m
 				f.Severity.Rank(), f.CVSSScore, f.Summary, o.id); err != nil {
 				return fmt.Errorf("updating finding %s in %s: %w", f.VulnerabilityID, f.Package.Name, err)
 			}
+			if o.aliases != string(aliases) {
+				if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM finding_aliases WHERE finding_id = ?`), o.id); err != nil {
+					return fmt.Errorf("replacing aliases of finding %d: %w", o.id, err)
+				}
+				if err := setAliases(o.id, f.Aliases); err != nil {
+					return err
+				}
+			}
 			continue
 		}
-		if _, err := insert.ExecContext(ctx, imageID, f.VulnerabilityID, string(aliases), f.Package.Name, f.Package.Version, f.Package.Ecosystem,
-			f.Package.PURL, f.Package.Path, f.FixedVersion, fixable, string(f.Severity), f.Severity.Rank(), f.CVSSScore, f.Summary, ms(at)); err != nil {
+		var id int64
+		if err := insert.QueryRowContext(ctx, imageID, f.VulnerabilityID, string(aliases), f.Package.Name, f.Package.Version, f.Package.Ecosystem,
+			f.Package.PURL, f.Package.Path, f.FixedVersion, fixable, string(f.Severity), f.Severity.Rank(), f.CVSSScore, f.Summary, ms(at)).Scan(&id); err != nil {
 			return fmt.Errorf("storing finding %s in %s: %w", f.VulnerabilityID, f.Package.Name, err)
+		}
+		if err := setAliases(id, f.Aliases); err != nil {
+			return err
 		}
 	}
 	for _, o := range existing {

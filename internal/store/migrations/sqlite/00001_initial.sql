@@ -91,6 +91,15 @@ CREATE INDEX findings_package ON findings (package_name, id);
 CREATE INDEX findings_vuln ON findings (vuln_id, id);
 CREATE INDEX findings_fixed_at ON findings (fixed_at) WHERE fixed_at IS NOT NULL;
 
+-- The other ids of each finding's flaw, so a search by any id is an index
+-- lookup.
+CREATE TABLE finding_aliases (
+    alias      TEXT    NOT NULL,
+    finding_id INTEGER NOT NULL REFERENCES findings (id) ON DELETE CASCADE,
+    PRIMARY KEY (alias, finding_id)
+);
+CREATE INDEX finding_aliases_finding ON finding_aliases (finding_id);
+
 CREATE TABLE scans (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     kind         TEXT    NOT NULL,
@@ -152,6 +161,7 @@ DROP TABLE settings;
 DROP TABLE audit_log;
 DROP TABLE api_tokens;
 DROP TABLE scans;
+DROP TABLE finding_aliases;
 DROP TABLE findings;
 DROP TABLE image_refs;
 DROP TABLE images;
