@@ -9,7 +9,9 @@ import (
 
 // credentialsAD binds sealed credentials to the registry they belong to,
 // so a sealed value copied into another registry's row does not open.
-func credentialsAD(registryName string) []byte { return []byte("bulwark/registry-credentials/" + registryName) }
+func credentialsAD(registryName string) []byte {
+	return []byte("bulwark/registry-credentials/" + registryName)
+}
 
 // SealCredentials encrypts a registry's credentials for storage.
 func SealCredentials(box *secretbox.Box, registryName string, c Credentials) ([]byte, error) {
