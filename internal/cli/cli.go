@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,12 +44,18 @@ func Run(args []string, stdout, stderr io.Writer) int {
 }
 
 func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	return runContext(context.Background(), args, stdout, stderr, lookupEnv)
+}
+
+// runContext runs a command until it ends or ctx does (tests stop a
+// server this way; a user stops it with a signal).
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
 	g := &globals{lookupEnv: lookupEnv, stderr: stderr}
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.Execute(); err != nil {
+	if err := root.ExecuteContext(ctx); err != nil {
 		var ec exitCodeError
 		if errors.As(err, &ec) {
 			fmt.Fprintln(stderr, ec.msg)
@@ -95,7 +102,8 @@ func newRootCommand(g *globals) *cobra.Command {
 		return g.load(root, cmd)
 	}
 
-	root.AddCommand(newVersionCommand(), newDBCommand(g), newScanCommand(g))
+	root.AddCommand(newVersionCommand(), newDBCommand(g), newScanCommand(g), newServerCommand(g))
+	root.AddCommand(newClientCommands(g)...)
 	return root
 }
 

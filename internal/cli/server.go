@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwarkhq/bulwark/internal/server"
+	"github.com/bulwarkhq/bulwark/internal/store"
+	"github.com/bulwarkhq/bulwark/internal/version"
+)
+
+func newServerCommand(g *globals) *cobra.Command {
+	c := server.Config{Retention: store.DefaultRetention()}
+	var auditDays, scanDays, fixedDays, imageDays int
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the API, the scheduler and the registry connectors",
+		Long: "Run Bulwark's server: the REST API under /api/v1 (OpenAPI at\n" +
+			"/api/v1/openapi.json), /healthz, /readyz and /metrics, the registry\n" +
+			"connectors and continuous scanning. State lives in an SQLite file under\n" +
+			"--data-dir, or in PostgreSQL with --database postgres://…\n\n" +
+			"The first admin token comes from BULWARK_ADMIN_TOKEN or --admin-token-file;\n" +
+			"with neither, one is generated on first start and printed once.\n" +
+			"Registry credentials are sealed with the key in BULWARK_SECRET_KEY or\n" +
+			"--secret-key-file (generated under --data-dir for SQLite when absent).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			c.AdminToken, _ = g.lookupEnv("BULWARK_ADMIN_TOKEN")
+			c.SecretKey, _ = g.lookupEnv("BULWARK_SECRET_KEY")
+			c.Retention.AuditLog = days(auditDays)
+			c.Retention.Scans = days(scanDays)
+			c.Retention.FixedFindings = days(fixedDays)
+			c.Retention.Images = days(imageDays)
+			c.Logger, c.Out, c.Version = g.logger, cmd.ErrOrStderr(), version.Version
+			return server.Run(ctx, c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to serve on")
+	f.StringVar(&c.DataDir, "data-dir", "", "directory for the SQLite database, the generated credentials key and the layer cache (required)")
+	f.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://…); empty uses SQLite under --data-dir")
+	f.StringVar(&c.DBDir, "db-dir", "", "vulnerability database directory (default <data-dir>/vulndb; fill it with `bulwark db update` or `db import`)")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS")
+	f.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file of keys (base64 or hex, one per line, first seals) for registry credentials")
+	f.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file holding the first admin token")
+	f.IntVar(&c.Workers, "workers", 2, "scans run at once")
+	f.DurationVar(&c.PollInterval, "poll-interval", 15*time.Minute, "how often registries are listed, unless a registry sets its own")
+	f.IntVar(&auditDays, "retention-audit-days", 90, "days the audit log is kept (0 forever)")
+	f.IntVar(&scanDays, "retention-scan-days", 30, "days finished scan records are kept (0 forever)")
+	f.IntVar(&fixedDays, "retention-fixed-days", 90, "days fixed findings are kept (0 forever)")
+	f.IntVar(&imageDays, "retention-image-days", 30, "days an image no registry lists any more is kept (0 forever)")
+	return cmd
+}
+
+func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
