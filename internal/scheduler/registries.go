@@ -70,7 +70,7 @@ func (s *Scheduler) connect(r *store.Registry) (*registryState, error) {
 			return nil, err
 		}
 	}
-	transport := rateLimited{next: base, limiter: st.limiter}
+	transport := RateLimitedTransport(base, st.limiter)
 	conn, err := registry.New(registry.Config{
 		Type: registry.Type(r.Type), URL: r.URL, Insecure: r.Settings.Insecure, Namespace: r.Settings.Namespace,
 		Repositories: r.Settings.Repositories, Credentials: creds, Transport: transport,
@@ -100,4 +100,10 @@ func nameOptions(r *store.Registry) []name.Option {
 		return []name.Option{name.Insecure}
 	}
 	return nil
+}
+
+// RateLimitedTransport makes every request through next wait for
+// limiter; each registry's requests go through one.
+func RateLimitedTransport(next http.RoundTripper, limiter *rate.Limiter) http.RoundTripper {
+	return rateLimited{next: next, limiter: limiter}
 }
