@@ -115,7 +115,9 @@ func BenchmarkRegistryScanThroughput(b *testing.B) {
 		start := time.Now()
 		call("POST", "/api/v1/registries", map[string]any{"name": "local", "type": "oci", "url": host, "insecure": true, "rateLimit": 1000}, nil)
 		for {
-			var page struct{ Items []struct{ ScannedAt *time.Time } }
+			var page struct {
+				Items []struct{ ScannedAt *time.Time }
+			}
 			call("GET", "/api/v1/images?scanned=true&limit=1000", nil, &page)
 			if len(page.Items) == images {
 				break
