@@ -224,24 +224,9 @@ func pathID(r *http.Request) (int64, error) {
 
 // auditRecorder captures the status and the target a handler sets.
 type auditRecorder struct {
-	http.ResponseWriter
-	status int
+	statusRecorder
 	target string
 	detail map[string]any
-}
-
-func (a *auditRecorder) WriteHeader(code int) {
-	if a.status == 0 {
-		a.status = code
-	}
-	a.ResponseWriter.WriteHeader(code)
-}
-
-func (a *auditRecorder) Write(b []byte) (int, error) {
-	if a.status == 0 {
-		a.status = http.StatusOK
-	}
-	return a.ResponseWriter.Write(b)
 }
 
 type auditKey struct{}
@@ -257,11 +242,11 @@ func setAudit(r *http.Request, target string, detail map[string]any) {
 // whether it succeeded or not.
 func (s *Server) audited(action string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &auditRecorder{ResponseWriter: w}
+		rec := &auditRecorder{statusRecorder: statusRecorder{ResponseWriter: w}}
 		h(rec, r.WithContext(context.WithValue(r.Context(), auditKey{}, rec)))
 		c := callerOf(r.Context())
 		e := store.AuditEntry{At: time.Now(), Actor: c.name, Role: c.role, Action: action, Method: r.Method, Path: r.URL.Path,
-			Target: rec.target, Status: rec.status, RemoteAddr: r.RemoteAddr, Detail: rec.detail}
+			Target: rec.target, Status: rec.code, RemoteAddr: r.RemoteAddr, Detail: rec.detail}
 		// The entry is written even if the client went away.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 		defer cancel()

@@ -36,6 +36,7 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	return m, nil
 }
 
+// statusRecorder remembers the status code a handler answered with.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int

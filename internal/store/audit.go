@@ -83,10 +83,6 @@ func (s *DB) AuditLog(ctx context.Context, f AuditFilter, p Page) ([]AuditEntry,
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("reading the audit log: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = cursor{Sort: "id", ID: out[limit-1].ID}.encode()
-	}
+	out, next := pageByID(out, limit, func(x AuditEntry) int64 { return x.ID })
 	return out, next, nil
 }

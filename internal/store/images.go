@@ -411,11 +411,7 @@ func (s *DB) Images(ctx context.Context, f ImageFilter, p Page) ([]Image, string
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("listing images: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = cursor{Sort: "id", ID: out[limit-1].ID}.encode()
-	}
+	out, next := pageByID(out, limit, func(x Image) int64 { return x.ID })
 	if err := s.attachRefs(ctx, out); err != nil {
 		return nil, "", err
 	}

@@ -65,3 +65,14 @@ func decodeCursor(s, sort string) (*cursor, error) {
 	}
 	return &c, nil
 }
+
+// pageByID trims a listing read with limit+1 rows to limit and, when
+// there was a row more, returns the cursor after the last one kept, for
+// listings ordered by id.
+func pageByID[T any](rows []T, limit int, id func(T) int64) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, cursor{Sort: "id", ID: id(rows[limit-1])}.encode()
+}

@@ -203,11 +203,7 @@ func (s *DB) Scans(ctx context.Context, f ScanFilter, p Page) ([]Scan, string, e
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("listing scans: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = cursor{Sort: "id", ID: out[limit-1].ID}.encode()
-	}
+	out, next := pageByID(out, limit, func(x Scan) int64 { return x.ID })
 	return out, next, nil
 }
 
