@@ -7,25 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/bulwarkhq/bulwark/internal/testenv"
 	"github.com/bulwarkhq/bulwark/internal/vulndb"
@@ -50,38 +40,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// countingRegistry is a real OCI registry (go-containerregistry's) that
-// counts the blob downloads it serves.
-type countingRegistry struct {
-	host  string
-	blobs atomic.Int64
-}
-
-func startCountingRegistry(t *testing.T) *countingRegistry {
-	c := &countingRegistry{}
-	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			c.blobs.Add(1)
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	c.host = strings.TrimPrefix(srv.URL, "http://")
-	return c
-}
-
-func (c *countingRegistry) push(t *testing.T, repoTag string, img v1.Image) {
-	t.Helper()
-	ref, err := name.ParseReference(c.host+"/"+repoTag, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-}
-
 // newRecord is an advisory the database did not have: every glibc in
 // Debian 12 is affected, so a re-match must find it in the fixture image.
 const newRecord = `{"schema_version":"1.6.0","id":"DSA-9999-1","modified":"2026-11-25T00:00:00Z","published":"2026-11-25T00:00:00Z",
@@ -104,15 +62,12 @@ func TestServerEndToEnd(t *testing.T) {
 }
 
 func serverEndToEnd(t *testing.T, database string) {
-	reg := startCountingRegistry(t)
-	slim, err := tarball.ImageFromPath(filepath.Join("..", "..", "testdata", "images", "slim.tar"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.push(t, "app/slim:1.0", slim)
-	reg.push(t, "app/slim:latest", slim)
+	reg := testenv.InProcessRegistry(t)
+	slimTar := filepath.Join("..", "..", "testdata", "images", "slim.tar")
+	reg.PushTarball(t, "app/slim:1.0", slimTar)
+	reg.PushTarball(t, "app/slim:latest", slimTar)
 	other, _ := random.Image(512, 2)
-	reg.push(t, "other/random:v1", other)
+	reg.PushImage(t, "other/random:v1", other)
 
 	dataDir := t.TempDir()
 	dbDir := filepath.Join(dataDir, "vulndb")
@@ -194,12 +149,12 @@ func serverEndToEnd(t *testing.T, database string) {
 	}
 	waitFor("the server to be ready", 60*time.Second, func() bool { return get("/readyz", nil) == 200 })
 
-	code, out, errOut := runCLI(t, env, "registry", "add", "local", "--type", "oci", "--url", reg.host, "--insecure")
+	code, out, errOut := runCLI(t, env, "registry", "add", "local", "--type", "oci", "--url", reg.Host, "--insecure")
 	if code != ExitOK {
 		t.Fatalf("registry add: exit %d: %s %s", code, out, errOut)
 	}
 	code, out, _ = runCLI(t, env, "registry", "list")
-	if code != ExitOK || !strings.Contains(out, "local") || !strings.Contains(out, reg.host) {
+	if code != ExitOK || !strings.Contains(out, "local") || !strings.Contains(out, reg.Host) {
 		t.Errorf("registry list: exit %d:\n%s", code, out)
 	}
 
@@ -250,7 +205,7 @@ func serverEndToEnd(t *testing.T, database string) {
 		get("/api/v1/scans?status=running", &s)
 		return q == 0 && len(s.Items) == 0
 	})
-	blobs := reg.blobs.Load()
+	blobs := reg.BlobGets()
 	recordDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(recordDir, "DSA-9999-1.json"), []byte(newRecord), 0o644); err != nil {
 		t.Fatal(err)
@@ -266,7 +221,7 @@ func serverEndToEnd(t *testing.T, database string) {
 		t.Fatal(err)
 	}
 	waitFor("the new advisory to reach the findings", 2*time.Minute, func() bool { return has("DSA-9999-1") })
-	if got := reg.blobs.Load(); got != blobs {
+	if got := reg.BlobGets(); got != blobs {
 		t.Errorf("the re-match downloaded %d blobs; it should read the stored packages", got-blobs)
 	}
 	var metrics string

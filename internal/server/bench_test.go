@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,13 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/bulwarkhq/bulwark/internal/testenv"
 	"github.com/bulwarkhq/bulwark/internal/vulndb"
 )
 
@@ -53,9 +49,8 @@ func rssMB(b *testing.B) float64 {
 func BenchmarkRegistryScanThroughput(b *testing.B) {
 	const images = 20
 	for b.Loop() {
-		reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-		srv := httptest.NewServer(reg)
-		host := strings.TrimPrefix(srv.URL, "http://")
+		reg := testenv.InProcessRegistry(b)
+		host := reg.Host
 		slim, err := tarball.ImageFromPath(filepath.Join("..", "..", "testdata", "images", "slim.tar"), nil)
 		if err != nil {
 			b.Fatal(err)
@@ -66,10 +61,7 @@ func BenchmarkRegistryScanThroughput(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ref, _ := name.ParseReference(fmt.Sprintf("%s/app%d:v1", host, i), name.Insecure)
-			if err := remote.Write(ref, img); err != nil {
-				b.Fatal(err)
-			}
+			reg.PushImage(b, fmt.Sprintf("app%d:v1", i), img)
 		}
 		dataDir := b.TempDir()
 		w, err := vulndb.Create(filepath.Join(dataDir, "vulndb"))
@@ -133,7 +125,6 @@ func BenchmarkRegistryScanThroughput(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		srv.Close()
 		b.ReportMetric(float64(images)/took.Minutes(), "images/min")
 		b.ReportMetric(idle, "rss-idle-MB")
 		b.ReportMetric(loaded, "rss-loaded-MB")

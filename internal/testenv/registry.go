@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,15 +37,34 @@ type Registry struct {
 	// Username and Password are the basic-auth credentials; both are empty
 	// when the registry accepts anyone.
 	Username, Password string
+
+	blobGets *atomic.Int64
+}
+
+// BlobGets counts the blobs (layers and configs) an in-process registry
+// has served, so a test can show a scan did not download anything; it is
+// zero for the other registries.
+func (r *Registry) BlobGets() int64 {
+	if r.blobGets == nil {
+		return 0
+	}
+	return r.blobGets.Load()
 }
 
 // InProcessRegistry serves go-containerregistry's registry from the test
 // binary. It accepts anyone and is closed when t ends.
 func InProcessRegistry(t testing.TB) *Registry {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	gets := new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			gets.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
+	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://"), blobGets: gets}
 }
 
 // StartDistribution runs Debian's docker-registry (distribution 2.8) with
