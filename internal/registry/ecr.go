@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -38,11 +40,26 @@ type ecrConnector struct {
 // ecrHost is "<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]".
 var ecrHost = regexp.MustCompile(`^([0-9]{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
 
+// ecrCredentials are the static keys when given, else the AWS SDK's
+// default chain: the AWS_* environment variables, the shared config
+// files, web identity (EKS IRSA), and the ECS and EC2 instance roles. The
+// chain is resolved lazily, when a request is signed.
+func ecrCredentials(c Credentials, region string) (aws.CredentialsProvider, error) {
+	if c.AWSAccessKeyID != "" || c.AWSSecretAccessKey != "" {
+		if err := require(TypeECR, "Credentials.AWSAccessKeyID", c.AWSAccessKeyID, "Credentials.AWSSecretAccessKey", c.AWSSecretAccessKey); err != nil {
+			return nil, err
+		}
+		return credentials.NewStaticCredentialsProvider(c.AWSAccessKeyID, c.AWSSecretAccessKey, c.AWSSessionToken), nil
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
+	if err != nil {
+		return nil, fmt.Errorf("registry config: no AWS keys given and the default AWS credential chain cannot load: %w", err)
+	}
+	return cfg.Credentials, nil
+}
+
 func newECR(b base) (*ecrConnector, error) {
 	c := b.cfg.Credentials
-	if err := require(TypeECR, "Credentials.AWSAccessKeyID", c.AWSAccessKeyID, "Credentials.AWSSecretAccessKey", c.AWSSecretAccessKey); err != nil {
-		return nil, err
-	}
 	e := &ecrConnector{base: b, prefix: b.cfg.Namespace}
 	region := c.AWSRegion
 	if m := ecrHost.FindStringSubmatch(b.host); m != nil {
@@ -54,9 +71,13 @@ func newECR(b base) (*ecrConnector, error) {
 	if region == "" {
 		return nil, fmt.Errorf("registry config: Credentials.AWSRegion is required for type ecr when URL %q does not name a region", b.host)
 	}
+	creds, err := ecrCredentials(c, region)
+	if err != nil {
+		return nil, err
+	}
 	opts := ecr.Options{
 		Region:           region,
-		Credentials:      credentials.NewStaticCredentialsProvider(c.AWSAccessKeyID, c.AWSSecretAccessKey, c.AWSSessionToken),
+		Credentials:      creds,
 		HTTPClient:       &http.Client{Transport: &limitedTransport{inner: b.http.transport, limit: b.http.maxBody}},
 		RetryMaxAttempts: b.http.attempts,
 	}

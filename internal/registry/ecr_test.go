@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -239,5 +240,32 @@ func TestCachedTokenRenewsBeforeExpiry(t *testing.T) {
 	now = start.Add(56 * time.Minute)
 	if got := get(); got != "2" {
 		t.Errorf("at 56 minutes (within 5 minutes of expiry) got token %s, want 2", got)
+	}
+}
+
+// TestECRDefaultCredentialChain checks a registry without keys signs with
+// the AWS SDK's default chain, here the AWS_* environment variables (the
+// same chain reads EKS web identity and instance roles, which cannot run
+// here).
+func TestECRDefaultCredentialChain(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	e := newFakeECR(t, "AKIDFROMENV", "eu-west-1", map[string][]string{"app": {"v1"}})
+	e.registryID = "123456789012"
+	c := mustNew(t, Config{
+		Type: TypeECR, URL: "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+		Endpoints: Endpoints{AWS: e.srv.URL}, Transport: e.srv.Client().Transport,
+	})
+	got, err := c.Repositories(withTimeout(t, time.Minute))
+	if err != nil {
+		t.Fatalf("Repositories with the environment's keys: %v", err)
+	}
+	if diff := cmp.Diff([]string{"app"}, got); diff != "" {
+		t.Errorf("Repositories (-want +got):\n%s", diff)
+	}
+	if _, err := New(Config{Type: TypeECR, URL: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Credentials: Credentials{AWSAccessKeyID: "AKIDONLY"}}); err == nil {
+		t.Error("a key id without its secret was accepted")
 	}
 }

@@ -24,7 +24,7 @@ func TestNewValidates(t *testing.T) {
 		{"dockerhub without namespace", Config{Type: TypeDockerHub}, "Namespace"},
 		{"dockerhub user without password", Config{Type: TypeDockerHub, Credentials: Credentials{Username: "u"}}, "Password"},
 		{"dockerhub namespace", Config{Type: TypeDockerHub, Namespace: "library"}, ""},
-		{"ecr without key", Config{Type: TypeECR, URL: "123456789012.dkr.ecr.eu-west-1.amazonaws.com"}, "Credentials.AWSAccessKeyID"},
+		{"ecr secret without key", Config{Type: TypeECR, URL: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Credentials: Credentials{AWSSecretAccessKey: "s"}}, "Credentials.AWSAccessKeyID"},
 		{"ecr without secret", Config{Type: TypeECR, URL: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Credentials: Credentials{AWSAccessKeyID: "AKID"}}, "Credentials.AWSSecretAccessKey"},
 		{"ecr without region", Config{Type: TypeECR, URL: "ecr.example", Credentials: aws}, "Credentials.AWSRegion"},
 		{"ecr region from host", Config{Type: TypeECR, URL: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Credentials: aws}, ""},
