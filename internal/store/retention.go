@@ -19,7 +19,7 @@ type Retention struct {
 	// FixedFindings bounds the history of findings that were fixed.
 	FixedFindings time.Duration
 	// Images removes images (and their findings) not seen in any registry
-	// for this long.
+	// for this long, and the tags and repositories not seen for as long.
 	Images time.Duration
 }
 
@@ -44,6 +44,8 @@ func (s *DB) Prune(ctx context.Context, r Retention) (Pruned, error) {
 		{"scans", `DELETE FROM scans WHERE finished_at IS NOT NULL AND finished_at < ?`, r.Scans},
 		{"findings", `DELETE FROM findings WHERE fixed_at IS NOT NULL AND fixed_at < ?`, r.FixedFindings},
 		{"images", `DELETE FROM images WHERE last_seen_at < ?`, r.Images},
+		{"image_refs", `DELETE FROM image_refs WHERE last_seen_at < ?`, r.Images},
+		{"repositories", `DELETE FROM repositories WHERE last_seen_at < ?`, r.Images},
 	} {
 		if p.keep <= 0 {
 			continue

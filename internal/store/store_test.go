@@ -637,10 +637,17 @@ func TestPruneImages(t *testing.T) {
 		ctx := context.Background()
 		clk := newClock(db)
 		seedFindings(t, db, 1, 2)
+		r := &Registry{Name: "r", Type: "oci", URL: "x"}
+		if err := db.CreateRegistry(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SeeRepositories(ctx, r.ID, []string{"gone"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 		// seedFindings saw the image at the wall clock's now.
 		clk.t = time.Now().Add(31 * 24 * time.Hour)
 		pruned, err := db.Prune(ctx, DefaultRetention())
-		if err != nil || pruned["images"] != 1 {
+		if err != nil || pruned["images"] != 1 || pruned["repositories"] != 1 {
 			t.Fatalf("pruned = %v, %v", pruned, err)
 		}
 		left, _, _ := db.Findings(ctx, FindingFilter{State: StateAll}, Page{})
