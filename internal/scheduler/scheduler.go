@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
@@ -182,18 +183,24 @@ func New(o Options) (*Scheduler, error) {
 		}
 		s.cache = c
 	}
-	db, err := openDatabase(o.DBDir)
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: %w", err)
-	}
-	s.db = db
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
-		db.close()
 		return nil, fmt.Errorf("scheduler: registering metrics: %w", err)
 	}
 	s.m = m
-	s.m.dbBuilt.Set(float64(db.built.Unix()))
+	// A server may start before its first database is written: it serves
+	// the API and lists registries, and scans wait until the database
+	// appears (the watcher opens it).
+	db, err := openDatabase(o.DBDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.log.Warn("no vulnerability database yet; scans wait until one is written (bulwark db update --db-dir DIR, or db import)", "dir", o.DBDir)
+	case err != nil:
+		return nil, fmt.Errorf("scheduler: %w", err)
+	default:
+		s.db = db
+		s.m.dbBuilt.Set(float64(db.built.Unix()))
+	}
 	return s, nil
 }
 

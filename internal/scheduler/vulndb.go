@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -60,6 +61,14 @@ func (s *Scheduler) acquire() (*openDB, error) {
 
 func (d *openDB) release() { d.users.Done() }
 
+// hasDB reports whether a database is open; workers claim no scans
+// before one is.
+func (s *Scheduler) hasDB() bool {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db != nil
+}
+
 // watchDB reopens the database when its file changes, and queues
 // re-matches of every scanned image when it is newer than the one the
 // store last saw.
@@ -83,13 +92,16 @@ func (s *Scheduler) watchDB(ctx context.Context) {
 // opened; the old one is closed once the scans using it finish.
 func (s *Scheduler) reloadDB() (bool, error) {
 	fi, err := os.Stat(filepath.Join(s.o.DBDir, vulndb.FileName))
+	if errors.Is(err, fs.ErrNotExist) && !s.hasDB() {
+		return false, nil // still waiting for the first database
+	}
 	if err != nil {
 		return false, fmt.Errorf("checking vulnerability database: %w", err)
 	}
 	s.dbMu.RLock()
 	cur := s.db
 	s.dbMu.RUnlock()
-	if cur == nil || (fi.Size() == cur.size && fi.ModTime().Equal(cur.mtime)) {
+	if cur != nil && fi.Size() == cur.size && fi.ModTime().Equal(cur.mtime) {
 		return false, nil
 	}
 	next, err := openDatabase(s.o.DBDir)

@@ -21,6 +21,12 @@ import (
 // workLoop claims and runs scans until ctx ends.
 func (s *Scheduler) workLoop(ctx context.Context, worker int) {
 	for ctx.Err() == nil {
+		if !s.hasDB() {
+			if !sleep(ctx, s.o.Tick, s.wakeWorkers) {
+				return
+			}
+			continue
+		}
 		j, err := s.store.Claim(ctx, s.o.Owner, s.o.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
