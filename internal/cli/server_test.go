@@ -176,6 +176,17 @@ func serverEndToEnd(t *testing.T, database string) {
 			t.Errorf("finding %s missing", want)
 		}
 	}
+	// Both digests (the fixture under two tags, and the random image)
+	// scanned and nothing left in the queue: the registry's part is done.
+	waitFor("pulls to settle", time.Minute, func() bool {
+		var scannedImages struct{ Items []struct{ Digest string } }
+		get("/api/v1/images?scanned=true", &scannedImages)
+		var s struct{ Items []struct{ Status string } }
+		get("/api/v1/scans?status=queued", &s)
+		q := len(s.Items)
+		get("/api/v1/scans?status=running", &s)
+		return len(scannedImages.Items) == 2 && q == 0 && len(s.Items) == 0
+	})
 	// One image under two tags: one digest, scanned once.
 	var imgs struct {
 		Items []struct {
@@ -198,13 +209,6 @@ func serverEndToEnd(t *testing.T, database string) {
 
 	// A database update re-matches the stored packages: no layer is
 	// downloaded again.
-	waitFor("pulls to settle", time.Minute, func() bool {
-		var s struct{ Items []struct{ Status string } }
-		get("/api/v1/scans?status=queued", &s)
-		q := len(s.Items)
-		get("/api/v1/scans?status=running", &s)
-		return q == 0 && len(s.Items) == 0
-	})
 	blobs := reg.BlobGets()
 	recordDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(recordDir, "DSA-9999-1.json"), []byte(newRecord), 0o644); err != nil {
