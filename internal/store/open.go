@@ -39,11 +39,14 @@ type dialect struct {
 	dollar bool
 	// skipLocked adds FOR UPDATE SKIP LOCKED to queue claims.
 	skipLocked bool
+	// jsonElements spells, for a JSON list column (the %s), a table e of
+	// its string elements in a column value.
+	jsonElements string
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite"}
-	postgresDialect = dialect{name: "postgres", dollar: true, skipLocked: true}
+	sqliteDialect   = dialect{name: "sqlite", jsonElements: `json_each(%s) AS e`}
+	postgresDialect = dialect{name: "postgres", dollar: true, skipLocked: true, jsonElements: `json_array_elements_text(%s::json) AS e(value)`}
 )
 
 // SQLiteFile is the database file's name under the data directory.

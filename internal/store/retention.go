@@ -16,7 +16,8 @@ type Retention struct {
 	// Scans bounds finished scan records (queued and running jobs are
 	// never pruned).
 	Scans time.Duration
-	// FixedFindings bounds the history of findings that were fixed.
+	// FixedFindings bounds the history of findings that were fixed and
+	// of posture findings that were resolved.
 	FixedFindings time.Duration
 	// Images removes images (and their findings) not seen in any registry
 	// for this long, and the tags and repositories not seen for as long.
@@ -43,6 +44,7 @@ func (s *DB) Prune(ctx context.Context, r Retention) (Pruned, error) {
 		{"audit_log", `DELETE FROM audit_log WHERE at < ?`, r.AuditLog},
 		{"scans", `DELETE FROM scans WHERE finished_at IS NOT NULL AND finished_at < ?`, r.Scans},
 		{"findings", `DELETE FROM findings WHERE fixed_at IS NOT NULL AND fixed_at < ?`, r.FixedFindings},
+		{"posture_findings", `DELETE FROM posture_findings WHERE resolved_at IS NOT NULL AND resolved_at < ?`, r.FixedFindings},
 		{"images", `DELETE FROM images WHERE last_seen_at < ?`, r.Images},
 		{"image_refs", `DELETE FROM image_refs WHERE last_seen_at < ?`, r.Images},
 		{"repositories", `DELETE FROM repositories WHERE last_seen_at < ?`, r.Images},

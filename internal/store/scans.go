@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,21 +11,25 @@ import (
 )
 
 const scanColumns = `id, kind, reason, registry_id, reference, image_id, status, attempts, max_attempts, error, findings,
-	queued_at, not_before, started_at, finished_at, lease_owner, lease_until`
+	queued_at, not_before, started_at, finished_at, lease_owner, lease_until, cluster_id, pull_secrets`
 
 func scanScan(row interface{ Scan(...any) error }) (*Scan, error) {
 	var (
 		j                 Scan
-		reg, img          sql.NullInt64
+		reg, img, cluster sql.NullInt64
 		queued, notBefore int64
 		started, finished sql.NullInt64
 		leaseUntil        int64
+		secrets           string
 	)
 	if err := row.Scan(&j.ID, &j.Kind, &j.Reason, &reg, &j.Reference, &img, &j.Status, &j.Attempts, &j.MaxAttempts, &j.Error, &j.Findings,
-		&queued, &notBefore, &started, &finished, &j.LeaseOwner, &leaseUntil); err != nil {
+		&queued, &notBefore, &started, &finished, &j.LeaseOwner, &leaseUntil, &cluster, &secrets); err != nil {
 		return nil, err
 	}
-	j.RegistryID, j.ImageID = reg.Int64, img.Int64
+	if err := json.Unmarshal([]byte(secrets), &j.PullSecrets); err != nil {
+		return nil, fmt.Errorf("reading pull secrets of scan %d: %w", j.ID, err)
+	}
+	j.RegistryID, j.ImageID, j.ClusterID = reg.Int64, img.Int64, cluster.Int64
 	j.QueuedAt, j.NotBefore = fromMS(queued), fromMS(notBefore)
 	j.StartedAt, j.FinishedAt = fromNullMS(started), fromNullMS(finished)
 	if leaseUntil != 0 {
@@ -45,9 +50,18 @@ func (s *DB) Enqueue(ctx context.Context, j *Scan) (bool, error) {
 		j.NotBefore = now
 	}
 	j.Status, j.QueuedAt = ScanQueued, now
-	err := s.queryRow(ctx, `INSERT INTO scans (kind, reason, registry_id, reference, image_id, status, max_attempts, queued_at, not_before)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
-		j.Kind, j.Reason, nullID(j.RegistryID), j.Reference, nullID(j.ImageID), ScanQueued, j.MaxAttempts, ms(now), ms(j.NotBefore)).Scan(&j.ID)
+	secrets := make([]string, len(j.PullSecrets))
+	for i, n := range j.PullSecrets {
+		secrets[i] = clean(n, 600)
+	}
+	encoded, err := json.Marshal(secrets)
+	if err != nil {
+		return false, fmt.Errorf("encoding pull secrets of %s scan of %s: %w", j.Kind, j.Reference, err)
+	}
+	err = s.queryRow(ctx, `INSERT INTO scans (kind, reason, registry_id, reference, image_id, status, max_attempts, queued_at, not_before, cluster_id, pull_secrets)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+		j.Kind, j.Reason, nullID(j.RegistryID), j.Reference, nullID(j.ImageID), ScanQueued, j.MaxAttempts, ms(now), ms(j.NotBefore),
+		nullID(j.ClusterID), string(encoded)).Scan(&j.ID)
 	if err == nil {
 		return true, nil
 	}
@@ -150,6 +164,7 @@ type ScanFilter struct {
 	Status     string
 	Kind       string
 	RegistryID int64
+	ClusterID  int64
 	Reference  string
 }
 
@@ -169,6 +184,7 @@ func (s *DB) Scans(ctx context.Context, f ScanFilter, p Page) ([]Scan, string, e
 		{"status", f.Status, f.Status != ""},
 		{"kind", f.Kind, f.Kind != ""},
 		{"registry_id", f.RegistryID, f.RegistryID != 0},
+		{"cluster_id", f.ClusterID, f.ClusterID != 0},
 		{"reference", f.Reference, f.Reference != ""},
 	} {
 		if cond.set {

@@ -184,6 +184,11 @@ type Scan struct {
 	FinishedAt  time.Time
 	LeaseOwner  string
 	LeaseUntil  time.Time
+	// ClusterID is the cluster whose workloads run the image, for scans a
+	// cluster asked for; PullSecrets name ("namespace/name") the image
+	// pull secrets that may read it — names only, never their contents.
+	ClusterID   int64
+	PullSecrets []string
 }
 
 // Roles an API token can have, least to most.
@@ -221,4 +226,130 @@ type AuditEntry struct {
 	Status     int
 	RemoteAddr string
 	Detail     map[string]any
+}
+
+// Cluster sources: a kubeconfig given by the user, or the cluster the
+// server itself runs in (its service account).
+const (
+	ClusterSourceKubeconfig = "kubeconfig"
+	ClusterSourceInCluster  = "in-cluster"
+)
+
+// Cluster statuses: pending until the first inventory, then whether the
+// last one worked.
+const (
+	ClusterPending   = "pending"
+	ClusterConnected = "connected"
+	ClusterError     = "error"
+)
+
+// Cluster is a Kubernetes cluster Bulwark watches. Its kubeconfig is
+// sealed by the caller and read only through ClusterConfig.
+type Cluster struct {
+	ID        int64
+	Name      string
+	Source    string
+	Context   string
+	Server    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Status, Error and Version say how the last connection went;
+	// SyncedAt is when the inventory was last replaced.
+	Status   string
+	Error    string
+	Version  string
+	SyncedAt time.Time
+	// Namespaces, Workloads and Pods count the last inventory.
+	Namespaces int
+	Workloads  int
+	Pods       int
+}
+
+// ClusterNamespace is a namespace of a cluster with its labels.
+type ClusterNamespace struct {
+	Name   string
+	Labels map[string]string
+}
+
+// Container kinds of a pod.
+const (
+	ContainerInit      = "init"
+	ContainerRegular   = "regular"
+	ContainerEphemeral = "ephemeral"
+)
+
+// WorkloadContainer is a container of a running pod: the image it runs,
+// by digest when the kubelet reported one, and the security settings the
+// posture checks read.
+type WorkloadContainer struct {
+	Name         string   `json:"name"`
+	Kind         string   `json:"kind"`
+	Image        string   `json:"image"`
+	Digest       string   `json:"digest,omitempty"`
+	Privileged   bool     `json:"privileged,omitempty"`
+	RunAsNonRoot *bool    `json:"runAsNonRoot,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"`
+	HostPorts    []int32  `json:"hostPorts,omitempty"`
+}
+
+// WorkloadPod is a pod of a workload.
+type WorkloadPod struct {
+	Name       string              `json:"name"`
+	Node       string              `json:"node,omitempty"`
+	Phase      string              `json:"phase,omitempty"`
+	Containers []WorkloadContainer `json:"containers"`
+}
+
+// Workload is a controller of a cluster (a Deployment, DaemonSet,
+// StatefulSet, Job, CronJob or a pod of its own) with its pods as of the
+// last inventory.
+type Workload struct {
+	ID        int64
+	ClusterID int64
+	// Cluster is the cluster's name, filled on reads.
+	Cluster        string
+	Namespace      string
+	Kind           string
+	Name           string
+	ServiceAccount string
+	// Exposure says how the workload is reachable from outside the
+	// cluster ("LoadBalancer service web", "Ingress shop"); empty when
+	// it is not.
+	Exposure    []string
+	HostNetwork bool
+	HostPID     bool
+	HostIPC     bool
+	Pods        []WorkloadPod
+	FirstSeenAt time.Time
+	LastSeenAt  time.Time
+}
+
+// ClusterInventory is what runs in a cluster at one moment.
+type ClusterInventory struct {
+	Namespaces []ClusterNamespace
+	Workloads  []Workload
+}
+
+// PostureFinding is a failed configuration check of a cluster resource.
+// ResolvedAt is zero while the finding is open; it is set when an
+// evaluation no longer reports it and cleared if it comes back.
+type PostureFinding struct {
+	ID        int64
+	ClusterID int64
+	// Cluster is the cluster's name, filled on reads.
+	Cluster  string
+	CheckID  string
+	Title    string
+	Severity string
+	// Frameworks name the benchmark controls the check belongs to.
+	Frameworks        []string
+	ResourceKind      string
+	ResourceNamespace string
+	ResourceName      string
+	Evidence          []string
+	FirstSeenAt       time.Time
+	LastSeenAt        time.Time
+	ResolvedAt        time.Time
+	// State is StateOpen or StateResolved, filled on reads.
+	State string
 }
