@@ -70,3 +70,44 @@ func FuzzImageDigest(f *testing.F) {
 		}
 	})
 }
+
+func TestPullReference(t *testing.T) {
+	tests := []struct{ spec, imageID, want string }{
+		{"nginx:1.25", "docker.io/library/nginx@" + d256, "index.docker.io/library/nginx@" + d256},
+		{"nginx:1.25", "docker-pullable://nginx@" + d256, "index.docker.io/library/nginx@" + d256},
+		{"127.0.0.1:5000/team/app:v1", "127.0.0.1:5000/team/app@" + d256, "127.0.0.1:5000/team/app@" + d256},
+		// The runtime's repository wins over the spec's (a mirror, a tag
+		// resolved elsewhere).
+		{"app:v1", "registry.example/mirror/app@" + d256, "registry.example/mirror/app@" + d256},
+		// An image ID is the configuration's digest: no registry serves it.
+		{"nginx:1.25", "docker://" + d256, ""},
+		{"nginx:1.25", d256, ""},
+		{"nginx:1.25", "", ""},
+		// Hostile.
+		{"nginx", "NOT A REPO@" + d256, ""},
+		{"nginx", "a b@" + d256, ""},
+		{"nginx", strings.Repeat("a", 1<<16) + "@" + d256, ""},
+		{"nginx", "@" + d256, "index.docker.io/library/nginx@" + d256},
+		{"", "@" + d256, ""},
+	}
+	for _, tt := range tests {
+		if got := PullReference(tt.spec, tt.imageID); got != tt.want {
+			t.Errorf("PullReference(%q, %.80q) = %q, want %q", tt.spec, tt.imageID, got, tt.want)
+		}
+	}
+}
+
+func FuzzPullReference(f *testing.F) {
+	for _, s := range []string{"docker.io/library/nginx@" + d256, "docker://" + d256, "127.0.0.1:5000/a@" + d256, "@" + d256} {
+		f.Add("nginx:1", s)
+	}
+	f.Fuzz(func(t *testing.T, spec, imageID string) {
+		got := PullReference(spec, imageID)
+		if got == "" {
+			return
+		}
+		if !strings.HasSuffix(got, "@"+ImageDigest(imageID)) {
+			t.Fatalf("PullReference(%q, %q) = %q, does not end in the digest", spec, imageID, got)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -68,6 +69,10 @@ type Pod struct {
 	Node       string
 	Phase      corev1.PodPhase
 	Containers []Container // init, then regular, then ephemeral; each in spec order
+	// PullSecrets names the secrets (in the pod's namespace) the kubelet may
+	// pull its images with: the pod's imagePullSecrets, then its service
+	// account's. Names only; the connector never reads their values here.
+	PullSecrets []string
 }
 
 // Container kinds.
@@ -79,14 +84,17 @@ const (
 
 // Container is one container of a pod.
 type Container struct {
-	Name         string
-	Kind         string // ContainerInit, ContainerRegular or ContainerEphemeral
-	Image        string
-	ImageDigest  string // "sha256:…" from the status imageID, or "" when unknown
-	Privileged   bool
-	RunAsNonRoot *bool // the container's setting, else the pod's; nil when neither sets it
-	Capabilities []string
-	HostPorts    []int32
+	Name        string
+	Kind        string // ContainerInit, ContainerRegular or ContainerEphemeral
+	Image       string
+	ImageDigest string // "sha256:…" from the status imageID, or "" when unknown
+	// PullReference is "registry/repository@digest" the running image can
+	// be pulled by, or "" when the digest is unknown.
+	PullReference string
+	Privileged    bool
+	RunAsNonRoot  *bool // the container's setting, else the pod's; nil when neither sets it
+	Capabilities  []string
+	HostPorts     []int32
 }
 
 type workloadKey struct{ kind, namespace, name string }
@@ -139,6 +147,17 @@ func (c *Connector) Snapshot() Inventory {
 	}
 
 	exp := c.exposureIndex()
+	// Pods of one workload run the same images: parse each reference once.
+	pullRefs := map[[2]string]string{}
+	pullRef := func(spec, imageID string) string {
+		k := [2]string{spec, imageID}
+		if r, ok := pullRefs[k]; ok {
+			return r
+		}
+		r := PullReference(spec, imageID)
+		pullRefs[k] = r
+		return r
+	}
 	pods, _ := c.pods.List(labels.Everything())
 	for _, p := range pods {
 		key := c.topOwner(p)
@@ -153,7 +172,7 @@ func (c *Connector) Snapshot() Inventory {
 		w.HostNetwork = w.HostNetwork || p.Spec.HostNetwork
 		w.HostPID = w.HostPID || p.Spec.HostPID
 		w.HostIPC = w.HostIPC || p.Spec.HostIPC
-		pod := podOf(p)
+		pod := podOf(p, c.serviceAccountPullSecrets(p), pullRef)
 		w.Pods = append(w.Pods, pod)
 		w.Exposure = append(w.Exposure, exp.of(p, pod)...)
 	}
@@ -199,8 +218,29 @@ func isGroup(ref *metav1.OwnerReference, group string) bool {
 	return strings.Contains(ref.APIVersion, "/") && g == group
 }
 
-func podOf(p *corev1.Pod) Pod {
+// serviceAccountPullSecrets returns the imagePullSecrets of the pod's
+// service account.
+func (c *Connector) serviceAccountPullSecrets(p *corev1.Pod) []corev1.LocalObjectReference {
+	name := p.Spec.ServiceAccountName
+	if name == "" {
+		name = "default"
+	}
+	sa, err := c.serviceAccounts.ServiceAccounts(p.Namespace).Get(name)
+	if err != nil {
+		return nil
+	}
+	return sa.ImagePullSecrets
+}
+
+func podOf(p *corev1.Pod, saPullSecrets []corev1.LocalObjectReference, pullRef func(spec, imageID string) string) Pod {
 	pod := Pod{Name: p.Name, Node: p.Spec.NodeName, Phase: p.Status.Phase}
+	for _, refs := range [][]corev1.LocalObjectReference{p.Spec.ImagePullSecrets, saPullSecrets} {
+		for _, r := range refs {
+			if r.Name != "" && !slices.Contains(pod.PullSecrets, r.Name) {
+				pod.PullSecrets = append(pod.PullSecrets, r.Name)
+			}
+		}
+	}
 	var podNonRoot *bool
 	if p.Spec.SecurityContext != nil {
 		podNonRoot = p.Spec.SecurityContext.RunAsNonRoot
@@ -217,6 +257,7 @@ func podOf(p *corev1.Pod) Pod {
 			ImageDigest:  ImageDigest(imageIDs[ctr.Name]),
 			RunAsNonRoot: podNonRoot,
 		}
+		out.PullReference = pullRef(ctr.Image, imageIDs[ctr.Name])
 		if sc := ctr.SecurityContext; sc != nil {
 			out.Privileged = sc.Privileged != nil && *sc.Privileged
 			if sc.RunAsNonRoot != nil {
@@ -357,4 +398,46 @@ func ImageDigest(imageID string) string {
 		}
 	}
 	return s
+}
+
+// PullReference returns the "registry/repository@digest" a container's
+// running image can be pulled by: the repository the runtime reported in
+// imageID when it names one ("registry/app@sha256:…"), else the repository
+// of the image the spec asked for. It returns "" when imageID holds no
+// digest, or when it holds only an image ID ("docker://sha256:…", bare
+// "sha256:…") — the digest of a local image configuration, which no
+// registry serves.
+func PullReference(specImage, imageID string) string {
+	digest := ImageDigest(imageID)
+	if digest == "" {
+		return ""
+	}
+	s := imageID
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+len("://"):]
+	}
+	repo, _, ok := strings.Cut(s, "@")
+	if !ok {
+		return ""
+	}
+	if repo == "" {
+		repo = imageRepository(specImage)
+	}
+	ref, err := name.NewDigest(repo + "@" + digest)
+	if err != nil {
+		return ""
+	}
+	return ref.Context().Name() + "@" + digest
+}
+
+// imageRepository strips the tag and digest from an image reference.
+func imageRepository(image string) string {
+	if i := strings.IndexByte(image, '@'); i >= 0 {
+		image = image[:i]
+	}
+	// A colon after the last slash starts a tag; one before it is a port.
+	if i := strings.LastIndexByte(image, ':'); i > strings.LastIndexByte(image, '/') {
+		image = image[:i]
+	}
+	return image
 }

@@ -25,6 +25,7 @@ import (
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	networkinglisters "k8s.io/client-go/listers/networking/v1"
+	rbaclisters "k8s.io/client-go/listers/rbac/v1"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
@@ -62,6 +63,18 @@ type Connector struct {
 	ingresses    networkinglisters.IngressLister
 	secrets      cache.GenericLister // metadata only
 	configMaps   cache.GenericLister // metadata only
+
+	nodes               corelisters.NodeLister
+	serviceAccounts     corelisters.ServiceAccountLister
+	networkPolicies     networkinglisters.NetworkPolicyLister
+	roles               rbaclisters.RoleLister
+	roleBindings        rbaclisters.RoleBindingLister
+	clusterRoles        rbaclisters.ClusterRoleLister
+	clusterRoleBindings rbaclisters.ClusterRoleBindingLister
+
+	// changes holds one pending signal when any watched object changed
+	// since it was last drained.
+	changes chan struct{}
 }
 
 // Start connects to the cluster cfg describes, starts informers for every
@@ -89,6 +102,7 @@ func start(ctx context.Context, cfg *rest.Config, syncTimeout time.Duration) (*C
 	}
 
 	c := &Connector{
+		changes:     make(chan struct{}, 1),
 		factory:     informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(stripObject)),
 		metaFactory: metadatainformer.NewSharedInformerFactoryWithOptions(metaClient, 0, metadatainformer.WithTransform(stripObject)),
 	}
@@ -104,18 +118,38 @@ func start(ctx context.Context, cfg *rest.Config, syncTimeout time.Duration) (*C
 	c.jobs = batch.Jobs().Lister()
 	c.cronJobs = batch.CronJobs().Lister()
 	c.ingresses = f.Networking().V1().Ingresses().Lister()
-	// Cached now for the analyses that follow; Snapshot does not read them yet.
-	core.Nodes().Informer()
-	core.ServiceAccounts().Informer()
-	f.Networking().V1().NetworkPolicies().Informer()
+	c.nodes = core.Nodes().Lister()
+	c.serviceAccounts = core.ServiceAccounts().Lister()
+	c.networkPolicies = f.Networking().V1().NetworkPolicies().Lister()
 	rbac := f.Rbac().V1()
-	rbac.Roles().Informer()
-	rbac.RoleBindings().Informer()
-	rbac.ClusterRoles().Informer()
-	rbac.ClusterRoleBindings().Informer()
+	c.roles = rbac.Roles().Lister()
+	c.roleBindings = rbac.RoleBindings().Lister()
+	c.clusterRoles = rbac.ClusterRoles().Lister()
+	c.clusterRoleBindings = rbac.ClusterRoleBindings().Lister()
 
 	c.secrets = c.metaFactory.ForResource(secretsGVR).Lister()
 	c.configMaps = c.metaFactory.ForResource(configMapsGVR).Lister()
+
+	// Every informer signals a change; the signal is coalesced, so a burst
+	// of events costs one snapshot.
+	signal := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.signal() },
+		UpdateFunc: func(any, any) { c.signal() },
+		DeleteFunc: func(any) { c.signal() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{
+		core.Namespaces().Informer(), core.Pods().Informer(), core.Services().Informer(),
+		apps.Deployments().Informer(), apps.ReplicaSets().Informer(), apps.StatefulSets().Informer(),
+		apps.DaemonSets().Informer(), batch.Jobs().Informer(), batch.CronJobs().Informer(),
+		f.Networking().V1().Ingresses().Informer(), core.Nodes().Informer(), core.ServiceAccounts().Informer(),
+		f.Networking().V1().NetworkPolicies().Informer(), rbac.Roles().Informer(), rbac.RoleBindings().Informer(),
+		rbac.ClusterRoles().Informer(), rbac.ClusterRoleBindings().Informer(),
+		c.metaFactory.ForResource(secretsGVR).Informer(), c.metaFactory.ForResource(configMapsGVR).Informer(),
+	} {
+		if _, err := inf.AddEventHandler(signal); err != nil {
+			return nil, fmt.Errorf("k8s: adding an event handler: %w", err)
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	c.cancel = cancel
@@ -144,6 +178,18 @@ func start(ctx context.Context, cfg *rest.Config, syncTimeout time.Duration) (*C
 		return nil, fmt.Errorf("k8s: informer caches not synced within %v (missing RBAC?): %v", syncTimeout, unsynced)
 	}
 	return c, nil
+}
+
+// Changes returns a channel that receives a value after any watched object
+// was added, changed or deleted. Signals are coalesced: one receive may
+// stand for many events, and the initial listing counts as a change.
+func (c *Connector) Changes() <-chan struct{} { return c.changes }
+
+func (c *Connector) signal() {
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
 }
 
 // Stop stops the informers and waits for them to finish. It may be called

@@ -176,12 +176,14 @@ func TestSnapshot(t *testing.T) {
 	ns := kube.Namespace(t)
 	cs := kube.Client
 
-	must(cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{}))
+	must(cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "sa-pull"}, {Name: "shared"}}}, metav1.CreateOptions{}))
 	labels := map[string]string{"app": "web"}
 	template := corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: labels},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: "web",
+			ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "pod-pull"}, {Name: "shared"}},
 			NodeName:           "node-a",
 			SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr(true)},
 			InitContainers:     []corev1.Container{{Name: "setup", Image: "registry.example/setup:1"}},
@@ -286,7 +288,8 @@ func TestSnapshot(t *testing.T) {
 	}
 	webContainers := []Container{
 		{Name: "setup", Kind: ContainerInit, Image: "registry.example/setup:1", ImageDigest: setupDigest, RunAsNonRoot: ptr(true)},
-		{Name: "web", Kind: ContainerRegular, Image: "registry.example/web:1.0", ImageDigest: webDigest, RunAsNonRoot: ptr(true), Capabilities: []string{"NET_ADMIN", "SYS_TIME"}},
+		{Name: "web", Kind: ContainerRegular, Image: "registry.example/web:1.0", ImageDigest: webDigest,
+			PullReference: "registry.example/web@" + webDigest, RunAsNonRoot: ptr(true), Capabilities: []string{"NET_ADMIN", "SYS_TIME"}},
 		{Name: "debug", Kind: ContainerRegular, Image: "registry.example/debug:latest", Privileged: true, RunAsNonRoot: ptr(false)},
 	}
 	want := []Workload{
@@ -298,7 +301,8 @@ func TestSnapshot(t *testing.T) {
 		},
 		{
 			Kind: KindDeployment, Namespace: ns, Name: "web", ServiceAccount: "web",
-			Pods:     []Pod{{Name: "web-7d4b9-aaaaa", Node: "node-a", Phase: corev1.PodRunning, Containers: webContainers}},
+			Pods: []Pod{{Name: "web-7d4b9-aaaaa", Node: "node-a", Phase: corev1.PodRunning, Containers: webContainers,
+				PullSecrets: []string{"pod-pull", "shared", "sa-pull"}}},
 			Exposure: []string{ExposureIngress, ExposureNodePort},
 		},
 		{
