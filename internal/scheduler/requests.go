@@ -173,3 +173,7 @@ func (s *Scheduler) Rematch(ctx context.Context, reason string) (int, error) {
 	}
 	return n, nil
 }
+
+// Wake tells an idle worker that scans were queued by someone else (a
+// cluster sync), so it need not wait for its next tick.
+func (s *Scheduler) Wake() { wake(s.wakeWorkers) }

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulwarkhq/bulwark/internal/extract"
@@ -106,6 +107,10 @@ type Options struct {
 	Transport http.RoundTripper
 	// Tick is how often the loops look for work; default 2s.
 	Tick time.Duration
+	// Keychain returns the credentials for a scan queued from a cluster
+	// (Scan.ClusterID set) of an image from no registered registry: the
+	// image pull secrets its pod named. Nil pulls such images anonymously.
+	Keychain func(ctx context.Context, j *store.Scan) (authn.Keychain, error)
 }
 
 // layerCacheMaxBytes bounds the layer cache, as the command line does.

@@ -198,6 +198,11 @@ func (s *Scheduler) pull(ctx context.Context, db *openDB, j *store.Scan, digest 
 		if err := st.limiter.Wait(ctx); err != nil {
 			return 0, 0, fmt.Errorf("waiting for the registry's rate limit: %w", err)
 		}
+	} else if j.ClusterID != 0 && s.o.Keychain != nil {
+		var err error
+		if auth, err = s.clusterAuth(ctx, j); err != nil {
+			return 0, 0, err
+		}
 	}
 	img, _, err := scan.RemoteImage(ctx, j.Reference, scan.RegistryOptions{Insecure: reg != nil && reg.Settings.Insecure, Auth: auth})
 	if err != nil {
@@ -240,6 +245,24 @@ func (s *Scheduler) pull(ctx context.Context, db *openDB, j *store.Scan, digest 
 		s.publish(ctx, reg, st, auth, j.Reference, rep, log)
 	}
 	return imageID, len(rep.Findings), nil
+}
+
+// clusterAuth resolves the credentials for pulling a running image from the
+// pull secrets its cluster lends.
+func (s *Scheduler) clusterAuth(ctx context.Context, j *store.Scan) (authn.Authenticator, error) {
+	kc, err := s.o.Keychain(ctx, j)
+	if err != nil {
+		return nil, fmt.Errorf("reading the image pull secrets of cluster %d: %w", j.ClusterID, err)
+	}
+	ref, err := name.NewDigest(j.Reference)
+	if err != nil {
+		return nil, fmt.Errorf("scan reference %q: %w", j.Reference, err)
+	}
+	auth, err := kc.Resolve(ref.Context())
+	if err != nil {
+		return nil, fmt.Errorf("resolving credentials for %s: %w", ref.Context(), err)
+	}
+	return auth, nil
 }
 
 // publish attaches the report to the image as an OCI referrer. A failure
