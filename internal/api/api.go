@@ -13,7 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/model"
 	"github.com/bulwarkhq/bulwark/internal/notification"
+	"github.com/bulwarkhq/bulwark/internal/posture"
 	"github.com/bulwarkhq/bulwark/internal/secretbox"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
@@ -48,6 +51,16 @@ type Store interface {
 	Findings(ctx context.Context, f store.FindingFilter, p store.Page) ([]store.Finding, string, error)
 	Scans(ctx context.Context, f store.ScanFilter, p store.Page) ([]store.Scan, string, error)
 	ScanJob(ctx context.Context, id int64) (*store.Scan, error)
+	CreateCluster(ctx context.Context, c *store.Cluster, sealedConfig []byte) error
+	Cluster(ctx context.Context, id int64) (*store.Cluster, error)
+	ClusterByName(ctx context.Context, name string) (*store.Cluster, error)
+	Clusters(ctx context.Context) ([]store.Cluster, error)
+	DeleteCluster(ctx context.Context, id int64) error
+	ClusterNamespaces(ctx context.Context, clusterID int64) ([]store.ClusterNamespace, error)
+	Workloads(ctx context.Context, f store.WorkloadFilter, p store.Page) ([]store.Workload, string, error)
+	Workload(ctx context.Context, id int64) (*store.Workload, error)
+	VulnerableWorkloads(ctx context.Context, f store.VulnerableWorkloadFilter, p store.Page) ([]store.VulnerableWorkload, string, error)
+	PostureFindings(ctx context.Context, f store.PostureFilter, p store.Page) ([]store.PostureFinding, string, error)
 }
 
 // Scheduler runs scans; the API asks it for work.
@@ -62,13 +75,16 @@ type Scheduler interface {
 type Options struct {
 	Store     Store
 	Scheduler Scheduler
-	// Box seals registry credentials.
+	// Box seals registry credentials and cluster kubeconfigs.
 	Box    *secretbox.Box
 	Logger *slog.Logger
 	// Gatherer serves /metrics; Registerer gets the API's own metrics.
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
 	Version    string
+	// PostureChecks are the loaded posture checks: the API lists them and
+	// shows their remediation with the findings they made.
+	PostureChecks []posture.Check
 }
 
 // Server serves the API.
@@ -80,6 +96,10 @@ type Server struct {
 	version   string
 	mux       *http.ServeMux
 	metrics   *httpMetrics
+	// checkList are the posture checks sorted by id; checks finds one
+	// by id.
+	checkList []posture.Check
+	checks    map[string]posture.Check
 }
 
 // New builds the API's handler.
@@ -90,6 +110,11 @@ func New(o Options) (*Server, error) {
 	s := &Server{store: o.Store, scheduler: o.Scheduler, box: o.Box, logger: o.Logger, version: o.Version, mux: http.NewServeMux()}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	s.checkList = slices.SortedFunc(slices.Values(o.PostureChecks), func(a, b posture.Check) int { return strings.Compare(a.ID, b.ID) })
+	s.checks = make(map[string]posture.Check, len(o.PostureChecks))
+	for _, c := range o.PostureChecks {
+		s.checks[c.ID] = c
 	}
 	m, err := newHTTPMetrics(o.Registerer)
 	if err != nil {
@@ -147,6 +172,16 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/scans", v, http.HandlerFunc(s.listScans)},
 		{"POST", "/api/v1/scans", a, s.audited("scan.create", s.createScan)},
 		{"GET", "/api/v1/scans/{id}", v, http.HandlerFunc(s.getScan)},
+		{"GET", "/api/v1/clusters", v, http.HandlerFunc(s.listClusters)},
+		{"POST", "/api/v1/clusters", ad, s.audited("cluster.create", s.createCluster)},
+		{"GET", "/api/v1/clusters/{id}", v, http.HandlerFunc(s.getCluster)},
+		{"DELETE", "/api/v1/clusters/{id}", ad, s.audited("cluster.delete", s.deleteCluster)},
+		{"GET", "/api/v1/clusters/{id}/namespaces", v, http.HandlerFunc(s.listClusterNamespaces)},
+		{"GET", "/api/v1/workloads", v, http.HandlerFunc(s.listWorkloads)},
+		{"GET", "/api/v1/workloads/{id}", v, http.HandlerFunc(s.getWorkload)},
+		{"GET", "/api/v1/vulnerable-workloads", v, http.HandlerFunc(s.listVulnerableWorkloads)},
+		{"GET", "/api/v1/posture/findings", v, http.HandlerFunc(s.listPostureFindings)},
+		{"GET", "/api/v1/posture/checks", v, http.HandlerFunc(s.listPostureChecks)},
 		{"POST", "/api/v1/rematch", ad, s.audited("vulndb.rematch", s.rematch)},
 		{"POST", "/api/v1/notifications/registry", a, s.audited("registry.notification", s.registryNotification)},
 		{"GET", "/api/v1/tokens", ad, http.HandlerFunc(s.listTokens)},
@@ -197,13 +232,19 @@ func (s *Server) dbError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// maxBody bounds request bodies; no API input is larger.
+// maxBody bounds request bodies; only a cluster's kubeconfig is larger
+// (maxClusterBody).
 const maxBody = 1 << 20
 
-// decode reads a JSON request body strictly: unknown fields and trailing
-// data are errors.
+// decode reads a JSON request body of at most maxBody bytes strictly:
+// unknown fields and trailing data are errors.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	return decodeLimited(w, r, v, maxBody)
+}
+
+// decodeLimited is decode for a body of at most limit bytes.
+func decodeLimited(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("reading request body: %w", err)

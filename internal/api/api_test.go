@@ -92,7 +92,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	sched := &recordingScheduler{db: db}
 	reg := prometheus.NewRegistry()
-	s, err := New(Options{Store: db, Scheduler: sched, Box: box, Gatherer: reg, Registerer: reg, Version: "test"})
+	s, err := New(Options{Store: db, Scheduler: sched, Box: box, Gatherer: reg, Registerer: reg, Version: "test", PostureChecks: testChecks})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,8 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 	f.db.Fail(ctx, c.ID, "t", fmt.Errorf("boom"), time.Now())
 
 	_, tokBody := f.call(f.admin, "POST", "/api/v1/tokens", map[string]string{"name": "ci", "role": "viewer", "expiresIn": "24h"})
+	clusters := seedClusters(t, f)
+	_, clusterBody := f.call(f.admin, "POST", "/api/v1/clusters", map[string]any{"name": "edge", "kubeconfig": testKubeconfig(t, nil)})
 
 	for _, tc := range []struct {
 		path, schema string
@@ -96,6 +98,9 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 		{fmt.Sprintf("/api/v1/registries/%d", reg.ID), "Registry", nil},
 		{"/api/v1/images/" + fmt.Sprint(id), "Image", nil},
 		{"/api/v1/scans/" + fmt.Sprint(c.ID), "Scan", nil},
+		{"POST /api/v1/clusters", "Cluster", clusterBody},
+		{fmt.Sprintf("/api/v1/clusters/%d", clusters.prod), "Cluster", nil},
+		{fmt.Sprintf("/api/v1/workloads/%d", clusters.workloads["prod/shop/web"]), "Workload", nil},
 	} {
 		data := tc.body
 		if data == nil {
@@ -115,6 +120,12 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 		{"/api/v1/scans", "Scan"},
 		{"/api/v1/tokens", "Token"},
 		{"/api/v1/audit", "AuditEntry"},
+		{"/api/v1/clusters", "Cluster"},
+		{fmt.Sprintf("/api/v1/clusters/%d/namespaces", clusters.prod), "Namespace"},
+		{"/api/v1/workloads", "Workload"},
+		{"/api/v1/vulnerable-workloads?minSeverity=UNKNOWN", "VulnerableWorkload"},
+		{"/api/v1/posture/findings?state=all", "PostureFinding"},
+		{"/api/v1/posture/checks", "PostureCheck"},
 	} {
 		code, data := f.call(f.admin, "GET", tc.path, nil)
 		if code != 200 {

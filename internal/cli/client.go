@@ -138,7 +138,7 @@ func (c *apiClient) pages(ctx context.Context, path string, q url.Values, max in
 }
 
 func newClientCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newRegistryCommand(), newImagesCommand(), newFindingsCommand()}
+	return []*cobra.Command{newRegistryCommand(), newImagesCommand(), newFindingsCommand(), newClusterCommand(), newWorkloadsCommand(), newPostureCommand()}
 }
 
 func writeJSONOut(w io.Writer, v any) error {
