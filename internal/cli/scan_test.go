@@ -41,13 +41,19 @@ func scanDB(t *testing.T) string {
 	return scanDBDir
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
+// cleaningM removes the shared scan database after the tests ran, before
+// testenv.Main stops the shared components and exits.
+type cleaningM struct{ m *testing.M }
+
+func (c cleaningM) Run() int {
+	code := c.m.Run()
 	if scanDBDir != "" {
 		os.RemoveAll(scanDBDir)
 	}
-	os.Exit(code)
+	return code
 }
+
+func TestMain(m *testing.M) { testenv.Main(cleaningM{m}) }
 
 func scanReport(t *testing.T, args ...string) *model.Report {
 	t.Helper()

@@ -51,6 +51,7 @@ func newServerCommand(g *globals) *cobra.Command {
 	f.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file holding the first admin token")
 	f.IntVar(&c.Workers, "workers", 2, "scans run at once")
 	f.DurationVar(&c.PollInterval, "poll-interval", 15*time.Minute, "how often registries are listed, unless a registry sets its own")
+	f.StringVar(&c.PostureChecksDir, "posture-checks", "", "directory of your own posture checks (*.yaml), evaluated with the built-in ones")
 	f.IntVar(&auditDays, "retention-audit-days", 90, "days the audit log is kept (0 forever)")
 	f.IntVar(&scanDays, "retention-scan-days", 30, "days finished scan records are kept (0 forever)")
 	f.IntVar(&fixedDays, "retention-fixed-days", 90, "days fixed findings are kept (0 forever)")

@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bulwarkhq/bulwark/internal/api"
+	"github.com/bulwarkhq/bulwark/internal/cluster"
+	"github.com/bulwarkhq/bulwark/internal/posture"
 	"github.com/bulwarkhq/bulwark/internal/scheduler"
 	"github.com/bulwarkhq/bulwark/internal/secretbox"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -51,12 +53,32 @@ type Config struct {
 	Workers        int
 	PollInterval   time.Duration
 	Retention      store.Retention
-	Version        string
-	Logger         *slog.Logger
+	// PostureChecksDir holds the user's own posture checks (*.yaml),
+	// evaluated with the built-in ones; empty means built-ins only.
+	PostureChecksDir string
+	Version          string
+	Logger           *slog.Logger
 	// Out receives the generated admin token, once.
 	Out io.Writer
 	// Ready, when set, receives the listening address once serving.
 	Ready func(addr string)
+}
+
+// postureEngine compiles the built-in posture checks and the user's.
+func postureEngine(dir string) (*posture.Engine, error) {
+	checks := posture.Builtin()
+	if dir != "" {
+		own, err := posture.LoadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("loading posture checks: %w", err)
+		}
+		checks = append(checks, own...)
+	}
+	engine, err := posture.Compile(checks)
+	if err != nil {
+		return nil, fmt.Errorf("compiling posture checks: %w", err)
+	}
+	return engine, nil
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
@@ -94,13 +116,26 @@ func Run(ctx context.Context, c Config) error {
 	if dbDir == "" {
 		dbDir = filepath.Join(c.DataDir, "vulndb")
 	}
-	sched, err := scheduler.New(scheduler.Options{Store: db, Box: box, DBDir: dbDir, Workers: c.Workers, PollInterval: c.PollInterval,
-		WorkDir: filepath.Join(c.DataDir, "work"), CacheDir: filepath.Join(c.DataDir, "layers"), Logger: logger, Registerer: reg})
+	engine, err := postureEngine(c.PostureChecksDir)
+	if err != nil {
+		return err
+	}
+	logger.Info("posture checks loaded", "checks", len(engine.Checks()), "dir", c.PostureChecksDir)
+	var sched *scheduler.Scheduler
+	clusters, err := cluster.New(cluster.Options{Store: db, Box: box, Engine: engine, Logger: logger, Registerer: reg,
+		Notify: func() { sched.Wake() }})
+	if err != nil {
+		return fmt.Errorf("starting the cluster connections: %w", err)
+	}
+	sched, err = scheduler.New(scheduler.Options{Store: db, Box: box, DBDir: dbDir, Workers: c.Workers, PollInterval: c.PollInterval,
+		WorkDir: filepath.Join(c.DataDir, "work"), CacheDir: filepath.Join(c.DataDir, "layers"), Logger: logger, Registerer: reg,
+		Keychain: clusters.Keychain})
 	if err != nil {
 		return fmt.Errorf("starting the scheduler: %w", err)
 	}
 	defer sched.Close()
-	handler, err := api.New(api.Options{Store: db, Scheduler: sched, Box: box, Logger: logger, Gatherer: reg, Registerer: reg, Version: c.Version})
+	handler, err := api.New(api.Options{Store: db, Scheduler: sched, Box: box, Logger: logger, Gatherer: reg, Registerer: reg, Version: c.Version,
+		PostureChecks: engine.Checks()})
 	if err != nil {
 		return err
 	}
@@ -123,8 +158,9 @@ func Run(ctx context.Context, c Config) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan error, 3)
+	done := make(chan error, 4)
 	go func() { done <- sched.Run(ctx) }()
+	go func() { done <- clusters.Run(ctx) }()
 	go func() { done <- prune(ctx, db, c.Retention, logger) }()
 	go func() {
 		err := srv.Serve(ln)
