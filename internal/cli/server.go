@@ -47,7 +47,7 @@ func newServerCommand(g *globals) *cobra.Command {
 	f.StringVar(&c.DBDir, "db-dir", "", "vulnerability database directory (default <data-dir>/vulndb; fill it with `bulwark db update` or `db import`)")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS")
 	f.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
-	f.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file of keys (base64 or hex, one per line, first seals) for registry credentials")
+	f.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file of keys (base64 or hex, one per line, first seals) for registry credentials and cluster kubeconfigs")
 	f.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file holding the first admin token")
 	f.IntVar(&c.Workers, "workers", 2, "scans run at once")
 	f.DurationVar(&c.PollInterval, "poll-interval", 15*time.Minute, "how often registries are listed, unless a registry sets its own")

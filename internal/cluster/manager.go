@@ -168,6 +168,7 @@ func (m *Manager) claim(ctx context.Context) {
 				cancel()
 				m.mu.Lock()
 				delete(m.running, c.ID)
+				delete(m.clients, c.ID)
 				m.mu.Unlock()
 				_ = m.o.Store.ReleaseCluster(context.WithoutCancel(ctx), c.ID, m.o.Owner)
 			}()
@@ -196,12 +197,8 @@ func (m *Manager) restConfig(ctx context.Context, c *store.Cluster) (*rest.Confi
 	if err != nil {
 		return nil, fmt.Errorf("opening the kubeconfig of cluster %s: %w", c.Name, err)
 	}
-	cfg, err := RESTConfig(data)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Timeout = 30 * time.Second
-	return cfg, nil
+	// No client timeout: it would cut the informers' long-lived watches.
+	return RESTConfig(data)
 }
 
 // SealContext is the associated data a cluster's kubeconfig is sealed

@@ -82,10 +82,13 @@ func (m *Manager) connect(ctx context.Context, c *store.Cluster) error {
 	if err != nil {
 		return fmt.Errorf("creating a client: %w", err)
 	}
-	version := ""
-	if v, err := client.Discovery().ServerVersion(); err == nil {
-		version = v.GitVersion
+	// Asking for the version fails fast on an unreachable server or a
+	// rejected token, where the informers would retry until SyncTimeout.
+	v, err := client.Discovery().ServerVersion()
+	if err != nil {
+		return fmt.Errorf("reaching the API server: %w", err)
 	}
+	version := v.GitVersion
 	conn, err := k8s.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ type Config struct {
 	// TLSCert and TLSKey switch on HTTPS.
 	TLSCert, TLSKey string
 	// SecretKey (from the environment) and SecretKeyFile give the keys
-	// that seal registry credentials. With neither, SQLite servers keep
+	// that seal registry credentials and kubeconfigs. With neither, SQLite servers keep
 	// a generated key in DataDir; PostgreSQL servers must be given one,
 	// since every replica needs the same key.
 	SecretKey     string
