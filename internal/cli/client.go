@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -139,6 +140,38 @@ func (c *apiClient) pages(ctx context.Context, path string, q url.Values, max in
 
 func newClientCommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{newRegistryCommand(), newImagesCommand(), newFindingsCommand(), newClusterCommand(), newWorkloadsCommand(), newPostureCommand()}
+}
+
+// listQuery is the query of a listing: the page size and every parameter
+// that was given.
+func listQuery(pageSize int, params map[string]string) url.Values {
+	q := url.Values{"limit": {strconv.Itoa(pageSize)}}
+	for k, v := range params {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// printItems prints listed items as JSON, or as a table of header and the
+// rows (tab-separated lines) row returns for each item decoded into T.
+func printItems[T any](w io.Writer, format, what string, items []json.RawMessage, header string, row func(T) []string) error {
+	if format == "json" {
+		return writeJSONOut(w, items)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, raw := range items {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("decoding %s: %w", what, err)
+		}
+		for _, line := range row(v) {
+			fmt.Fprintln(tw, line)
+		}
+	}
+	return tw.Flush()
 }
 
 func writeJSONOut(w io.Writer, v any) error {
@@ -280,51 +313,27 @@ func newImagesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{"limit": {"500"}}
-			for k, v := range map[string]string{"registry": registry, "repository": repository, "severity": severity} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := listQuery(500, map[string]string{"registry": registry, "repository": repository, "severity": severity})
 			items, err := c.pages(cmd.Context(), "/api/v1/images", q, limit)
 			if err != nil {
 				return err
 			}
-			if cf.format == "json" {
-				return writeJSONOut(cmd.OutOrStdout(), items)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tREFERENCE\tDIGEST\tCRITICAL\tHIGH\tMEDIUM\tLOW\tFIXABLE\tSCANNED")
-			for _, raw := range items {
-				var im struct {
-					ID      int64  `json:"id"`
-					Digest  string `json:"digest"`
-					Summary struct {
-						Critical, High, Medium, Low, Fixable int
-					} `json:"summary"`
-					ScannedAt *time.Time `json:"scannedAt"`
-					Refs      []struct {
-						Host, Repository, Tag string
-					} `json:"refs"`
-				}
-				if err := json.Unmarshal(raw, &im); err != nil {
-					return fmt.Errorf("decoding image: %w", err)
-				}
-				ref, scanned := "-", "never"
-				if len(im.Refs) > 0 {
-					r := im.Refs[0]
-					ref = r.Host + "/" + r.Repository
-					if r.Tag != "" {
-						ref += ":" + r.Tag
+			return printItems(cmd.OutOrStdout(), cf.format, "image", items, "ID\tREFERENCE\tDIGEST\tCRITICAL\tHIGH\tMEDIUM\tLOW\tFIXABLE\tSCANNED",
+				func(im imageRow) []string {
+					ref, scanned := "-", "never"
+					if len(im.Refs) > 0 {
+						r := im.Refs[0]
+						ref = r.Host + "/" + r.Repository
+						if r.Tag != "" {
+							ref += ":" + r.Tag
+						}
 					}
-				}
-				if im.ScannedAt != nil {
-					scanned = im.ScannedAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", im.ID, ref, shortDigest(im.Digest), im.Summary.Critical, im.Summary.High,
-					im.Summary.Medium, im.Summary.Low, im.Summary.Fixable, scanned)
-			}
-			return tw.Flush()
+					if im.ScannedAt != nil {
+						scanned = im.ScannedAt.Format(time.RFC3339)
+					}
+					return []string{fmt.Sprintf("%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s", im.ID, ref, shortDigest(im.Digest), im.Summary.Critical,
+						im.Summary.High, im.Summary.Medium, im.Summary.Low, im.Summary.Fixable, scanned)}
+				})
 		},
 	}
 	cf.add(cmd)
@@ -334,6 +343,19 @@ func newImagesCommand() *cobra.Command {
 	f.StringVar(&severity, "severity", "", "only images with an open finding at least this severe")
 	f.IntVar(&limit, "limit", 0, "most images to list (0 all)")
 	return cmd
+}
+
+// imageRow is what the images table shows of an image.
+type imageRow struct {
+	ID      int64  `json:"id"`
+	Digest  string `json:"digest"`
+	Summary struct {
+		Critical, High, Medium, Low, Fixable int
+	} `json:"summary"`
+	ScannedAt *time.Time `json:"scannedAt"`
+	Refs      []struct {
+		Host, Repository, Tag string
+	} `json:"refs"`
 }
 
 func shortDigest(d string) string {
@@ -358,32 +380,17 @@ func newFindingsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{"limit": {"1000"}}
-			for k, v := range map[string]string{"severity": severity, "minSeverity": minSeverity, "package": pkg, "vulnerability": vuln,
-				"registry": registry, "repository": repository, "state": state, "sort": sortBy, "fixable": fixable} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := listQuery(1000, map[string]string{"severity": severity, "minSeverity": minSeverity, "package": pkg, "vulnerability": vuln,
+				"registry": registry, "repository": repository, "state": state, "sort": sortBy, "fixable": fixable})
 			items, err := c.pages(cmd.Context(), "/api/v1/findings", q, limit)
 			if err != nil {
 				return err
 			}
-			if cf.format == "json" {
-				return writeJSONOut(cmd.OutOrStdout(), items)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEVERITY\tVULNERABILITY\tPACKAGE\tVERSION\tFIXED IN\tIMAGE")
-			for _, raw := range items {
-				var f struct {
-					Severity, Vulnerability, Package, Version, FixedVersion, ImageDigest string
-				}
-				if err := json.Unmarshal(raw, &f); err != nil {
-					return fmt.Errorf("decoding finding: %w", err)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity, f.Vulnerability, f.Package, f.Version, f.FixedVersion, shortDigest(f.ImageDigest))
-			}
-			return tw.Flush()
+			return printItems(cmd.OutOrStdout(), cf.format, "finding", items, "SEVERITY\tVULNERABILITY\tPACKAGE\tVERSION\tFIXED IN\tIMAGE",
+				func(f struct{ Severity, Vulnerability, Package, Version, FixedVersion, ImageDigest string }) []string {
+					return []string{fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", f.Severity, f.Vulnerability, f.Package, f.Version, f.FixedVersion,
+						shortDigest(f.ImageDigest))}
+				})
 		},
 	}
 	cf.add(cmd)

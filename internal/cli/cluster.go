@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -297,13 +295,8 @@ func newWorkloadsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{"limit": {"500"}}
-			for k, v := range map[string]string{"cluster": clusterName, "namespace": namespace, "kind": kind, "minSeverity": minSeverity,
-				"vulnerability": vulnerability} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := listQuery(500, map[string]string{"cluster": clusterName, "namespace": namespace, "kind": kind, "minSeverity": minSeverity,
+				"vulnerability": vulnerability})
 			if fixable {
 				q.Set("fixable", "true")
 			}
@@ -318,10 +311,11 @@ func newWorkloadsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cf.format == "json" {
-				return writeJSONOut(cmd.OutOrStdout(), items)
+			if vulnerable {
+				return printItems(cmd.OutOrStdout(), cf.format, "workload", items, "CLUSTER\tNAMESPACE\tKIND\tNAME\tIMAGE\tCRITICAL\tHIGH\tFIXABLE\tEXPOSURE",
+					vulnerableRows)
 			}
-			return writeWorkloads(cmd, items, vulnerable)
+			return printItems(cmd.OutOrStdout(), cf.format, "workload", items, "CLUSTER\tNAMESPACE\tKIND\tNAME\tPODS\tIMAGES\tEXPOSURE", workloadRow)
 		},
 	}
 	cf.add(cmd)
@@ -338,37 +332,29 @@ func newWorkloadsCommand() *cobra.Command {
 	return cmd
 }
 
-func writeWorkloads(cmd *cobra.Command, items []json.RawMessage, vulnerable bool) error {
-	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	if vulnerable {
-		fmt.Fprintln(tw, "CLUSTER\tNAMESPACE\tKIND\tNAME\tIMAGE\tCRITICAL\tHIGH\tFIXABLE\tEXPOSURE")
-	} else {
-		fmt.Fprintln(tw, "CLUSTER\tNAMESPACE\tKIND\tNAME\tPODS\tIMAGES\tEXPOSURE")
+// vulnerableRows are the table rows of a vulnerable workload: one per
+// vulnerable image.
+func vulnerableRows(w workloadItem) []string {
+	exposure := orDash(strings.Join(w.Exposure, ", "))
+	var rows []string
+	for _, im := range w.Images {
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s", w.Cluster, w.Namespace, w.Kind, w.Name, im.Image, im.Critical, im.High,
+			im.Fixable, exposure))
 	}
-	for _, raw := range items {
-		var w workloadItem
-		if err := json.Unmarshal(raw, &w); err != nil {
-			return fmt.Errorf("decoding workload: %w", err)
-		}
-		exposure := orDash(strings.Join(w.Exposure, ", "))
-		if vulnerable {
-			for _, im := range w.Images {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", w.Cluster, w.Namespace, w.Kind, w.Name, im.Image, im.Critical, im.High,
-					im.Fixable, exposure)
-			}
-			continue
-		}
-		var images []string
-		seen := map[string]bool{}
-		for _, p := range w.Pods {
-			for _, c := range p.Containers {
-				if !seen[c.Image] {
-					seen[c.Image] = true
-					images = append(images, c.Image)
-				}
+	return rows
+}
+
+func workloadRow(w workloadItem) []string {
+	var images []string
+	seen := map[string]bool{}
+	for _, p := range w.Pods {
+		for _, c := range p.Containers {
+			if !seen[c.Image] {
+				seen[c.Image] = true
+				images = append(images, c.Image)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", w.Cluster, w.Namespace, w.Kind, w.Name, len(w.Pods), orDash(strings.Join(images, ",")), exposure)
 	}
-	return tw.Flush()
+	return []string{fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", w.Cluster, w.Namespace, w.Kind, w.Name, len(w.Pods),
+		orDash(strings.Join(images, ",")), orDash(strings.Join(w.Exposure, ", ")))}
 }

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 )
@@ -29,42 +27,20 @@ func newPostureCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{"limit": {"1000"}}
-			for k, v := range map[string]string{"cluster": clusterName, "check": check, "framework": framework, "severity": severity,
-				"minSeverity": minSeverity, "namespace": namespace, "kind": kind, "name": name, "state": state} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := listQuery(1000, map[string]string{"cluster": clusterName, "check": check, "framework": framework, "severity": severity,
+				"minSeverity": minSeverity, "namespace": namespace, "kind": kind, "name": name, "state": state})
 			items, err := c.pages(cmd.Context(), "/api/v1/posture/findings", q, limit)
 			if err != nil {
 				return err
 			}
-			if cf.format == "json" {
-				return writeJSONOut(cmd.OutOrStdout(), items)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLUSTER\tCHECK\tSEVERITY\tRESOURCE\tTITLE")
-			for _, raw := range items {
-				var f struct {
-					Cluster           string `json:"cluster"`
-					Check             string `json:"check"`
-					Severity          string `json:"severity"`
-					Title             string `json:"title"`
-					ResourceKind      string `json:"resourceKind"`
-					ResourceNamespace string `json:"resourceNamespace"`
-					ResourceName      string `json:"resourceName"`
-				}
-				if err := json.Unmarshal(raw, &f); err != nil {
-					return fmt.Errorf("decoding posture finding: %w", err)
-				}
-				resource := f.ResourceKind + " " + f.ResourceName
-				if f.ResourceNamespace != "" {
-					resource = f.ResourceKind + " " + f.ResourceNamespace + "/" + f.ResourceName
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Cluster, f.Check, f.Severity, resource, f.Title)
-			}
-			return tw.Flush()
+			return printItems(cmd.OutOrStdout(), cf.format, "posture finding", items, "CLUSTER\tCHECK\tSEVERITY\tRESOURCE\tTITLE",
+				func(f postureRow) []string {
+					resource := f.ResourceKind + " " + f.ResourceName
+					if f.ResourceNamespace != "" {
+						resource = f.ResourceKind + " " + f.ResourceNamespace + "/" + f.ResourceName
+					}
+					return []string{fmt.Sprintf("%s\t%s\t%s\t%s\t%s", f.Cluster, f.Check, f.Severity, resource, f.Title)}
+				})
 		},
 	}
 	cf.add(cmd)
@@ -99,25 +75,24 @@ func newPostureChecksCommand(cf *clientFlags) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/posture/checks", nil, nil, &out); err != nil {
 				return err
 			}
-			if cf.format == "json" {
-				return writeJSONOut(cmd.OutOrStdout(), out.Items)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSEVERITY\tTARGET\tFRAMEWORKS\tTITLE")
-			for _, raw := range out.Items {
-				var ch struct {
-					ID         string   `json:"id"`
-					Severity   string   `json:"severity"`
-					Target     string   `json:"target"`
-					Frameworks []string `json:"frameworks"`
-					Title      string   `json:"title"`
-				}
-				if err := json.Unmarshal(raw, &ch); err != nil {
-					return fmt.Errorf("decoding posture check: %w", err)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.Severity, ch.Target, orDash(strings.Join(ch.Frameworks, ",")), ch.Title)
-			}
-			return tw.Flush()
+			return printItems(cmd.OutOrStdout(), cf.format, "posture check", out.Items, "ID\tSEVERITY\tTARGET\tFRAMEWORKS\tTITLE",
+				func(ch struct {
+					ID, Severity, Target, Title string
+					Frameworks                  []string
+				}) []string {
+					return []string{fmt.Sprintf("%s\t%s\t%s\t%s\t%s", ch.ID, ch.Severity, ch.Target, orDash(strings.Join(ch.Frameworks, ",")), ch.Title)}
+				})
 		},
 	}
+}
+
+// postureRow is what the posture table shows of a finding.
+type postureRow struct {
+	Cluster           string `json:"cluster"`
+	Check             string `json:"check"`
+	Severity          string `json:"severity"`
+	Title             string `json:"title"`
+	ResourceKind      string `json:"resourceKind"`
+	ResourceNamespace string `json:"resourceNamespace"`
+	ResourceName      string `json:"resourceName"`
 }

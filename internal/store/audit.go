@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // Audit appends an entry to the audit log.
@@ -40,27 +39,15 @@ func (s *DB) AuditLog(ctx context.Context, f AuditFilter, p Page) ([]AuditEntry,
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
-	if f.Actor != "" {
-		where = append(where, `actor = ?`)
-		args = append(args, f.Actor)
-	}
-	if f.Action != "" {
-		where = append(where, `action = ?`)
-		args = append(args, f.Action)
-	}
+	var w conditions
+	w.addIf(f.Actor != "", `actor = ?`, f.Actor)
+	w.addIf(f.Action != "", `action = ?`, f.Action)
 	if c != nil {
-		where = append(where, `id < ?`)
-		args = append(args, c.ID)
-	}
-	query := `SELECT id, at, actor, role, action, method, path, target, status, remote_addr, detail FROM audit_log`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+		w.add(`id < ?`, c.ID)
 	}
 	limit := p.limit()
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit+1)
+	query := `SELECT id, at, actor, role, action, method, path, target, status, remote_addr, detail FROM audit_log` + w.sql() + ` ORDER BY id DESC LIMIT ?`
+	args := append(w.args, limit+1)
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading the audit log: %w", err)

@@ -72,53 +72,32 @@ func (s *DB) Findings(ctx context.Context, f FindingFilter, p Page) ([]Finding, 
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
+	var w conditions
 	switch f.State {
 	case "", StateOpen:
-		where = append(where, `f.fixed_at IS NULL`)
+		w.add(`f.fixed_at IS NULL`)
 	case StateFixed:
-		where = append(where, `f.fixed_at IS NOT NULL`)
+		w.add(`f.fixed_at IS NOT NULL`)
 	case StateAll:
 	default:
 		return nil, "", fmt.Errorf("unknown finding state %q (want open, fixed or all)", f.State)
 	}
 	if len(f.Severities) > 0 {
-		ph := make([]string, len(f.Severities))
+		ranks := make([]any, len(f.Severities))
 		for i, sev := range f.Severities {
-			ph[i] = "?"
-			args = append(args, sev.Rank())
+			ranks[i] = sev.Rank()
 		}
-		where = append(where, `f.severity_rank IN (`+strings.Join(ph, ", ")+`)`)
+		w.add(`f.severity_rank IN (`+placeholders(len(ranks))+`)`, ranks...)
 	}
-	if f.MinSeverity != "" {
-		where = append(where, `f.severity_rank >= ?`)
-		args = append(args, f.MinSeverity.Rank())
-	}
-	if f.Package != "" {
-		where = append(where, `f.package_name = ?`)
-		args = append(args, f.Package)
-	}
-	if f.Vulnerability != "" {
-		where = append(where, `(f.vuln_id = ? OR f.id IN (SELECT finding_id FROM finding_aliases WHERE alias = ?))`)
-		args = append(args, f.Vulnerability, f.Vulnerability)
-	}
+	w.addIf(f.MinSeverity != "", `f.severity_rank >= ?`, f.MinSeverity.Rank())
+	w.addIf(f.Package != "", `f.package_name = ?`, f.Package)
+	w.addIf(f.Vulnerability != "", `(f.vuln_id = ? OR f.id IN (SELECT finding_id FROM finding_aliases WHERE alias = ?))`, f.Vulnerability, f.Vulnerability)
 	if f.Fixable != nil {
-		where = append(where, `f.fixable = ?`)
-		args = append(args, boolInt(*f.Fixable))
+		w.add(`f.fixable = ?`, boolInt(*f.Fixable))
 	}
-	if f.RegistryID != 0 {
-		where = append(where, `f.image_id IN (SELECT image_id FROM image_refs WHERE registry_id = ?)`)
-		args = append(args, f.RegistryID)
-	}
-	if f.Repository != "" {
-		where = append(where, `f.image_id IN (SELECT image_id FROM image_refs WHERE repository = ?)`)
-		args = append(args, f.Repository)
-	}
-	if f.ImageID != 0 {
-		where = append(where, `f.image_id = ?`)
-		args = append(args, f.ImageID)
-	}
+	w.addIf(f.RegistryID != 0, `f.image_id IN (SELECT image_id FROM image_refs WHERE registry_id = ?)`, f.RegistryID)
+	w.addIf(f.Repository != "", `f.image_id IN (SELECT image_id FROM image_refs WHERE repository = ?)`, f.Repository)
+	w.addIf(f.ImageID != 0, `f.image_id = ?`, f.ImageID)
 	dir, cmp := "ASC", ">"
 	if spec.desc {
 		dir, cmp = "DESC", "<"
@@ -128,18 +107,13 @@ func (s *DB) Findings(ctx context.Context, f FindingFilter, p Page) ([]Finding, 
 		if spec.numeric {
 			v = c.Num
 		}
-		where = append(where, fmt.Sprintf(`(%s %s ? OR (%s = ? AND f.id %s ?))`, spec.column, cmp, spec.column, cmp))
-		args = append(args, v, v, c.ID)
+		w.add(fmt.Sprintf(`(%s %s ? OR (%s = ? AND f.id %s ?))`, spec.column, cmp, spec.column, cmp), v, v, c.ID)
 	}
 	limit := p.limit()
 	query := `SELECT f.id, f.image_id, i.digest, f.vuln_id, f.aliases, f.package_name, f.package_version, f.ecosystem, f.purl, f.path,
 		f.fixed_version, f.severity, f.severity_rank, f.cvss, f.summary, f.first_seen_at, f.fixed_at
-		FROM findings f JOIN images i ON i.id = f.image_id`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	query += fmt.Sprintf(` ORDER BY %s %s, f.id %s LIMIT ?`, spec.column, dir, dir)
-	args = append(args, limit+1)
+		FROM findings f JOIN images i ON i.id = f.image_id` + w.sql() + fmt.Sprintf(` ORDER BY %s %s, f.id %s LIMIT ?`, spec.column, dir, dir)
+	args := append(w.args, limit+1)
 
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {

@@ -359,42 +359,25 @@ func (s *DB) Images(ctx context.Context, f ImageFilter, p Page) ([]Image, string
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
-	if f.RegistryID != 0 {
-		where = append(where, `i.id IN (SELECT image_id FROM image_refs WHERE registry_id = ?)`)
-		args = append(args, f.RegistryID)
-	}
-	if f.Repository != "" {
-		where = append(where, `i.id IN (SELECT image_id FROM image_refs WHERE repository = ?)`)
-		args = append(args, f.Repository)
-	}
-	if f.Digest != "" {
-		where = append(where, `i.digest = ?`)
-		args = append(args, f.Digest)
-	}
-	if f.MinSeverity != "" {
-		where = append(where, `EXISTS (SELECT 1 FROM findings x WHERE x.image_id = i.id AND x.fixed_at IS NULL AND x.severity_rank >= ?)`)
-		args = append(args, f.MinSeverity.Rank())
-	}
+	var w conditions
+	w.addIf(f.RegistryID != 0, `i.id IN (SELECT image_id FROM image_refs WHERE registry_id = ?)`, f.RegistryID)
+	w.addIf(f.Repository != "", `i.id IN (SELECT image_id FROM image_refs WHERE repository = ?)`, f.Repository)
+	w.addIf(f.Digest != "", `i.digest = ?`, f.Digest)
+	w.addIf(f.MinSeverity != "", `EXISTS (SELECT 1 FROM findings x WHERE x.image_id = i.id AND x.fixed_at IS NULL AND x.severity_rank >= ?)`,
+		f.MinSeverity.Rank())
 	if f.Scanned != nil {
 		if *f.Scanned {
-			where = append(where, `i.scanned_at IS NOT NULL`)
+			w.add(`i.scanned_at IS NOT NULL`)
 		} else {
-			where = append(where, `i.scanned_at IS NULL`)
+			w.add(`i.scanned_at IS NULL`)
 		}
 	}
 	if c != nil {
-		where = append(where, `i.id < ?`)
-		args = append(args, c.ID)
-	}
-	query := `SELECT ` + imageColumns + ` FROM images i`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+		w.add(`i.id < ?`, c.ID)
 	}
 	limit := p.limit()
-	query += ` ORDER BY i.id DESC LIMIT ?`
-	args = append(args, limit+1)
+	query := `SELECT ` + imageColumns + ` FROM images i` + w.sql() + ` ORDER BY i.id DESC LIMIT ?`
+	args := append(w.args, limit+1)
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing images: %w", err)

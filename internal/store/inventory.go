@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -441,38 +440,19 @@ func (s *DB) Workloads(ctx context.Context, f WorkloadFilter, p Page) ([]Workloa
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
-	for _, cond := range []struct {
-		expr string
-		v    any
-		set  bool
-	}{
-		{`w.cluster_id = ?`, f.ClusterID, f.ClusterID != 0},
-		{`w.namespace = ?`, f.Namespace, f.Namespace != ""},
-		{`w.kind = ?`, f.Kind, f.Kind != ""},
-		{`w.name = ?`, f.Name, f.Name != ""},
-		{`w.id IN (SELECT workload_id FROM workload_images WHERE digest = ?)`, f.Digest, f.Digest != ""},
-	} {
-		if cond.set {
-			where = append(where, cond.expr)
-			args = append(args, cond.v)
-		}
-	}
-	if f.Exposed {
-		where = append(where, `w.exposure <> '[]'`)
-	}
+	var w conditions
+	w.addIf(f.ClusterID != 0, `w.cluster_id = ?`, f.ClusterID)
+	w.addIf(f.Namespace != "", `w.namespace = ?`, f.Namespace)
+	w.addIf(f.Kind != "", `w.kind = ?`, f.Kind)
+	w.addIf(f.Name != "", `w.name = ?`, f.Name)
+	w.addIf(f.Digest != "", `w.id IN (SELECT workload_id FROM workload_images WHERE digest = ?)`, f.Digest)
+	w.addIf(f.Exposed, `w.exposure <> '[]'`)
 	if c != nil {
-		where = append(where, `w.id < ?`)
-		args = append(args, c.ID)
-	}
-	query := `SELECT ` + workloadColumns + `, w.pods FROM workloads w JOIN clusters c ON c.id = w.cluster_id`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+		w.add(`w.id < ?`, c.ID)
 	}
 	limit := p.limit()
-	query += ` ORDER BY w.id DESC LIMIT ?`
-	args = append(args, limit+1)
+	query := `SELECT ` + workloadColumns + `, w.pods FROM workloads w JOIN clusters c ON c.id = w.cluster_id` + w.sql() + ` ORDER BY w.id DESC LIMIT ?`
+	args := append(w.args, limit+1)
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing workloads: %w", err)

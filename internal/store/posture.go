@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/model"
@@ -185,13 +184,12 @@ func (s *DB) PostureFindings(ctx context.Context, f PostureFilter, p Page) ([]Po
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
+	var w conditions
 	switch f.State {
 	case "", StateOpen:
-		where = append(where, `p.resolved_at IS NULL`)
+		w.add(`p.resolved_at IS NULL`)
 	case StateResolved:
-		where = append(where, `p.resolved_at IS NOT NULL`)
+		w.add(`p.resolved_at IS NOT NULL`)
 	case StateAll:
 	default:
 		return nil, "", fmt.Errorf("unknown posture finding state %q (want open, resolved or all)", f.State)
@@ -206,39 +204,22 @@ func (s *DB) PostureFindings(ctx context.Context, f PostureFilter, p Page) ([]Po
 		if !ok {
 			return nil, "", fmt.Errorf("unknown severity %q", sev.name)
 		}
-		where = append(where, `p.severity_rank `+sev.op+` ?`)
-		args = append(args, parsed.Rank())
+		w.add(`p.severity_rank `+sev.op+` ?`, parsed.Rank())
 	}
-	for _, cond := range []struct {
-		expr string
-		v    any
-		set  bool
-	}{
-		{`p.cluster_id = ?`, f.ClusterID, f.ClusterID != 0},
-		{`p.check_id = ?`, f.CheckID, f.CheckID != ""},
-		{`p.resource_namespace = ?`, f.Namespace, f.Namespace != ""},
-		{`p.resource_kind = ?`, f.ResourceKind, f.ResourceKind != ""},
-		{`p.resource_name = ?`, f.ResourceName, f.ResourceName != ""},
-		{`EXISTS (SELECT 1 FROM ` + fmt.Sprintf(s.dialect.jsonElements, `p.frameworks`) + ` WHERE e.value = ?)`, f.Framework, f.Framework != ""},
-	} {
-		if cond.set {
-			where = append(where, cond.expr)
-			args = append(args, cond.v)
-		}
-	}
+	w.addIf(f.ClusterID != 0, `p.cluster_id = ?`, f.ClusterID)
+	w.addIf(f.CheckID != "", `p.check_id = ?`, f.CheckID)
+	w.addIf(f.Namespace != "", `p.resource_namespace = ?`, f.Namespace)
+	w.addIf(f.ResourceKind != "", `p.resource_kind = ?`, f.ResourceKind)
+	w.addIf(f.ResourceName != "", `p.resource_name = ?`, f.ResourceName)
+	w.addIf(f.Framework != "", `EXISTS (SELECT 1 FROM `+fmt.Sprintf(s.dialect.jsonElements, `p.frameworks`)+` WHERE e.value = ?)`, f.Framework)
 	if c != nil {
-		where = append(where, `p.id < ?`)
-		args = append(args, c.ID)
-	}
-	query := `SELECT p.id, p.cluster_id, c.name, p.check_id, p.title, p.severity, p.frameworks, p.resource_kind, p.resource_namespace,
-		p.resource_name, p.evidence, p.first_seen_at, p.last_seen_at, p.resolved_at
-		FROM posture_findings p JOIN clusters c ON c.id = p.cluster_id`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+		w.add(`p.id < ?`, c.ID)
 	}
 	limit := p.limit()
-	query += ` ORDER BY p.id DESC LIMIT ?`
-	args = append(args, limit+1)
+	query := `SELECT p.id, p.cluster_id, c.name, p.check_id, p.title, p.severity, p.frameworks, p.resource_kind, p.resource_namespace,
+		p.resource_name, p.evidence, p.first_seen_at, p.last_seen_at, p.resolved_at
+		FROM posture_findings p JOIN clusters c ON c.id = p.cluster_id` + w.sql() + ` ORDER BY p.id DESC LIMIT ?`
+	args := append(w.args, limit+1)
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing posture findings: %w", err)

@@ -69,30 +69,19 @@ func (s *DB) VulnerableWorkloads(ctx context.Context, f VulnerableWorkloadFilter
 	}
 	minRank := f.MinSeverity.Rank()
 
-	var where []string
-	var args []any
-	if f.ClusterID != 0 {
-		where = append(where, `w.cluster_id = ?`)
-		args = append(args, f.ClusterID)
-	}
-	if f.Namespace != "" {
-		where = append(where, `w.namespace = ?`)
-		args = append(args, f.Namespace)
-	}
-	if f.Exposed {
-		where = append(where, `w.exposure <> '[]'`)
-	}
+	var w conditions
+	w.addIf(f.ClusterID != 0, `w.cluster_id = ?`, f.ClusterID)
+	w.addIf(f.Namespace != "", `w.namespace = ?`, f.Namespace)
+	w.addIf(f.Exposed, `w.exposure <> '[]'`)
 	if c != nil {
-		where = append(where, `w.id < ?`)
-		args = append(args, c.ID)
+		w.add(`w.id < ?`, c.ID)
 	}
-	where = append(where, `EXISTS (SELECT 1 FROM workload_images wi JOIN images i ON i.digest = wi.digest JOIN findings x ON x.image_id = i.id
-		WHERE wi.workload_id = w.id AND wi.digest <> '' AND x.severity_rank >= ? AND `+strings.Join(counted, ` AND `)+`)`)
-	args = append(append(args, minRank), countedArgs...)
+	w.add(`EXISTS (SELECT 1 FROM workload_images wi JOIN images i ON i.digest = wi.digest JOIN findings x ON x.image_id = i.id
+		WHERE wi.workload_id = w.id AND wi.digest <> '' AND x.severity_rank >= ? AND `+strings.Join(counted, ` AND `)+`)`,
+		append([]any{minRank}, countedArgs...)...)
 	limit := p.limit()
-	args = append(args, limit+1)
-	rows, err := s.query(ctx, `SELECT `+workloadColumns+` FROM workloads w JOIN clusters c ON c.id = w.cluster_id
-		WHERE `+strings.Join(where, ` AND `)+` ORDER BY w.id DESC LIMIT ?`, args...)
+	rows, err := s.query(ctx, `SELECT `+workloadColumns+` FROM workloads w JOIN clusters c ON c.id = w.cluster_id`+w.sql()+
+		` ORDER BY w.id DESC LIMIT ?`, append(w.args, limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing vulnerable workloads: %w", err)
 	}

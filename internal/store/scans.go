@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -174,35 +173,18 @@ func (s *DB) Scans(ctx context.Context, f ScanFilter, p Page) ([]Scan, string, e
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
-	for _, cond := range []struct {
-		col string
-		v   any
-		set bool
-	}{
-		{"status", f.Status, f.Status != ""},
-		{"kind", f.Kind, f.Kind != ""},
-		{"registry_id", f.RegistryID, f.RegistryID != 0},
-		{"cluster_id", f.ClusterID, f.ClusterID != 0},
-		{"reference", f.Reference, f.Reference != ""},
-	} {
-		if cond.set {
-			where = append(where, cond.col+` = ?`)
-			args = append(args, cond.v)
-		}
-	}
+	var w conditions
+	w.addIf(f.Status != "", `status = ?`, f.Status)
+	w.addIf(f.Kind != "", `kind = ?`, f.Kind)
+	w.addIf(f.RegistryID != 0, `registry_id = ?`, f.RegistryID)
+	w.addIf(f.ClusterID != 0, `cluster_id = ?`, f.ClusterID)
+	w.addIf(f.Reference != "", `reference = ?`, f.Reference)
 	if c != nil {
-		where = append(where, `id < ?`)
-		args = append(args, c.ID)
-	}
-	query := `SELECT ` + scanColumns + ` FROM scans`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+		w.add(`id < ?`, c.ID)
 	}
 	limit := p.limit()
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit+1)
+	query := `SELECT ` + scanColumns + ` FROM scans` + w.sql() + ` ORDER BY id DESC LIMIT ?`
+	args := append(w.args, limit+1)
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing scans: %w", err)
