@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwarkhq/bulwark/internal/k8s"
+	"github.com/bulwarkhq/bulwark/internal/registry"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
@@ -64,8 +64,8 @@ type running struct {
 	pullSecrets []string
 }
 
-// queueUnscanned records every running image and queues a pull scan for
-// each digest never scanned (at most once per Requeue per digest).
+// queueUnscanned records every running image as seen and queues a pull
+// scan for each digest never scanned, at most once per Requeue per digest.
 func (m *Manager) queueUnscanned(ctx context.Context, c *store.Cluster, inv k8s.Inventory) (int, error) {
 	byDigest := map[string]running{}
 	var digests []string
@@ -113,22 +113,26 @@ func (m *Manager) queueUnscanned(ctx context.Context, c *store.Cluster, inv k8s.
 	if len(due) == 0 {
 		return 0, nil
 	}
-	unscanned, err := m.o.Store.UnscannedDigests(ctx, due)
-	if err != nil {
-		return 0, fmt.Errorf("finding unscanned images: %w", err)
-	}
 	registries, err := m.registryHosts(ctx)
 	if err != nil {
 		return 0, err
 	}
+	// Seeing a running image keeps it (and its findings) from being pruned
+	// as an image no registry lists any more.
+	for _, d := range due {
+		r := byDigest[d]
+		if _, err := m.o.Store.SeeImage(ctx, d, store.ImageRef{RegistryID: registries[r.host], Host: r.host, Repository: r.repo, Tag: r.tag}, now); err != nil {
+			return 0, fmt.Errorf("recording running image %s: %w", r.ref, err)
+		}
+	}
+	unscanned, err := m.o.Store.UnscannedDigests(ctx, due)
+	if err != nil {
+		return 0, fmt.Errorf("finding unscanned images: %w", err)
+	}
 	queued := 0
 	for _, d := range unscanned {
 		r := byDigest[d]
-		regID := registries[r.host]
-		if _, err := m.o.Store.SeeImage(ctx, d, store.ImageRef{RegistryID: regID, Host: r.host, Repository: r.repo, Tag: r.tag}, now); err != nil {
-			return queued, fmt.Errorf("recording running image %s: %w", r.ref, err)
-		}
-		ok, err := m.o.Store.Enqueue(ctx, &store.Scan{Kind: store.ScanPull, Reason: ScanReason, RegistryID: regID,
+		ok, err := m.o.Store.Enqueue(ctx, &store.Scan{Kind: store.ScanPull, Reason: ScanReason, RegistryID: registries[r.host],
 			Reference: r.ref, ClusterID: c.ID, PullSecrets: r.pullSecrets})
 		if err != nil {
 			return queued, fmt.Errorf("queueing a scan of %s: %w", r.ref, err)
@@ -157,13 +161,8 @@ func (m *Manager) registryHosts(ctx context.Context) (map[string]int64, error) {
 	}
 	out := map[string]int64{}
 	for _, r := range regs {
-		host := r.URL
-		if i := strings.Index(host, "://"); i >= 0 {
-			host = host[i+3:]
-		}
-		host, _, _ = strings.Cut(host, "/")
-		if reg, err := name.NewRegistry(host); err == nil {
-			out[reg.RegistryStr()] = r.ID
+		if host, err := registry.HostOf(registry.Type(r.Type), r.URL); err == nil {
+			out[host] = r.ID
 		}
 	}
 	return out, nil

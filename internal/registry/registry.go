@@ -205,6 +205,22 @@ func New(cfg Config) (Connector, error) {
 	}
 }
 
+// HostOf returns the registry host images of a registry of type typ at url
+// are named under, as go-containerregistry names it ("index.docker.io" for
+// Docker Hub), so a running image's reference can be matched to the
+// registered registry that serves it.
+func HostOf(typ Type, url string) (string, error) {
+	h, err := normalizeHost(Config{Type: typ, URL: url})
+	if err != nil {
+		return "", err
+	}
+	reg, err := name.NewRegistry(h)
+	if err != nil {
+		return "", fmt.Errorf("registry host %q: %w", h, err)
+	}
+	return reg.RegistryStr(), nil
+}
+
 // normalizeHost returns the registry host of cfg.URL without scheme or
 // trailing slash, rejecting paths (those belong in Namespace).
 func normalizeHost(cfg Config) (string, error) {

@@ -114,3 +114,25 @@ func TestErrorDetail(t *testing.T) {
 		}
 	}
 }
+
+func TestHostOf(t *testing.T) {
+	for _, tc := range []struct {
+		typ       Type
+		url, want string
+	}{
+		{TypeOCI, "127.0.0.1:5000", "127.0.0.1:5000"},
+		{TypeOCI, "https://registry.example/", "registry.example"},
+		{TypeDockerHub, "", "index.docker.io"},
+		{TypeOCI, "docker.io", "index.docker.io"},
+	} {
+		got, err := HostOf(tc.typ, tc.url)
+		if err != nil || got != tc.want {
+			t.Errorf("HostOf(%s, %q) = %q, %v; want %q", tc.typ, tc.url, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"http://x", "registry.example/path", ""} {
+		if _, err := HostOf(TypeOCI, bad); err == nil {
+			t.Errorf("HostOf(oci, %q) succeeded", bad)
+		}
+	}
+}

@@ -327,13 +327,22 @@ func (s *DB) ImageByDigest(ctx context.Context, digest string) (*Image, error) {
 	return s.oneImage(ctx, `i.digest = ?`, digest)
 }
 
-func (s *DB) oneImage(ctx context.Context, where string, arg any) (*Image, error) {
-	im, err := scanImage(s.queryRow(ctx, `SELECT `+imageColumns+` FROM images i WHERE `+where, arg))
+// ImageByTag returns the image most recently seen under
+// host/repository:tag, such as for resolving a tag without asking the
+// registry.
+func (s *DB) ImageByTag(ctx context.Context, host, repository, tag string) (*Image, error) {
+	return s.oneImage(ctx, `i.id = (SELECT image_id FROM image_refs WHERE host = ? AND repository = ? AND tag = ?
+		ORDER BY last_seen_at DESC, id DESC LIMIT 1)`, host, repository, tag)
+}
+
+func (s *DB) oneImage(ctx context.Context, where string, args ...any) (*Image, error) {
+	im, err := scanImage(s.queryRow(ctx, `SELECT `+imageColumns+` FROM images i WHERE `+where, args...))
+	what := strings.Trim(fmt.Sprint([]any(args)), "[]")
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("image %v: %w", arg, ErrNotFound)
+		return nil, fmt.Errorf("image %s: %w", what, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading image %v: %w", arg, err)
+		return nil, fmt.Errorf("reading image %s: %w", what, err)
 	}
 	imgs := []Image{*im}
 	if err := s.attachRefs(ctx, imgs); err != nil {

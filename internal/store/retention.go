@@ -11,7 +11,8 @@ import (
 // Retention says how long rows of the high-volume tables are kept; zero
 // keeps them forever.
 type Retention struct {
-	// AuditLog bounds the audit log of user actions.
+	// AuditLog bounds the audit log of user actions and the admission
+	// webhook's decisions.
 	AuditLog time.Duration
 	// Scans bounds finished scan records (queued and running jobs are
 	// never pruned).
@@ -42,6 +43,7 @@ func (s *DB) Prune(ctx context.Context, r Retention) (Pruned, error) {
 		keep         time.Duration
 	}{
 		{"audit_log", `DELETE FROM audit_log WHERE at < ?`, r.AuditLog},
+		{"admission_decisions", `DELETE FROM admission_decisions WHERE at < ?`, r.AuditLog},
 		{"scans", `DELETE FROM scans WHERE finished_at IS NOT NULL AND finished_at < ?`, r.Scans},
 		{"findings", `DELETE FROM findings WHERE fixed_at IS NOT NULL AND fixed_at < ?`, r.FixedFindings},
 		{"posture_findings", `DELETE FROM posture_findings WHERE resolved_at IS NOT NULL AND resolved_at < ?`, r.FixedFindings},
