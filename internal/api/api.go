@@ -61,6 +61,7 @@ type Store interface {
 	Workload(ctx context.Context, id int64) (*store.Workload, error)
 	VulnerableWorkloads(ctx context.Context, f store.VulnerableWorkloadFilter, p store.Page) ([]store.VulnerableWorkload, string, error)
 	PostureFindings(ctx context.Context, f store.PostureFilter, p store.Page) ([]store.PostureFinding, string, error)
+	AdmissionDecisions(ctx context.Context, f store.AdmissionFilter, p store.Page) ([]store.AdmissionDecision, string, error)
 }
 
 // Scheduler runs scans; the API asks it for work.
@@ -182,6 +183,7 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/vulnerable-workloads", v, http.HandlerFunc(s.listVulnerableWorkloads)},
 		{"GET", "/api/v1/posture/findings", v, http.HandlerFunc(s.listPostureFindings)},
 		{"GET", "/api/v1/posture/checks", v, http.HandlerFunc(s.listPostureChecks)},
+		{"GET", "/api/v1/admission/decisions", v, http.HandlerFunc(s.listAdmissionDecisions)},
 		{"POST", "/api/v1/rematch", ad, s.audited("vulndb.rematch", s.rematch)},
 		{"POST", "/api/v1/notifications/registry", a, s.audited("registry.notification", s.registryNotification)},
 		{"GET", "/api/v1/tokens", ad, http.HandlerFunc(s.listTokens)},

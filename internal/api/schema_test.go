@@ -87,6 +87,7 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 
 	_, tokBody := f.call(f.admin, "POST", "/api/v1/tokens", map[string]string{"name": "ci", "role": "viewer", "expiresIn": "24h"})
 	clusters := seedClusters(t, f)
+	seedDecisions(t, f)
 	_, clusterBody := f.call(f.admin, "POST", "/api/v1/clusters", map[string]any{"name": "edge", "kubeconfig": testKubeconfig(t, nil)})
 
 	for _, tc := range []struct {
@@ -126,6 +127,7 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 		{"/api/v1/vulnerable-workloads?minSeverity=UNKNOWN", "VulnerableWorkload"},
 		{"/api/v1/posture/findings?state=all", "PostureFinding"},
 		{"/api/v1/posture/checks", "PostureCheck"},
+		{"/api/v1/admission/decisions", "AdmissionDecision"},
 	} {
 		code, data := f.call(f.admin, "GET", tc.path, nil)
 		if code != 200 {
