@@ -39,6 +39,7 @@ import (
 
 // Store is what the scheduler needs of the store; *store.DB is one.
 type Store interface {
+	Image(ctx context.Context, id int64) (*store.Image, error)
 	Enqueue(ctx context.Context, j *store.Scan) (bool, error)
 	Claim(ctx context.Context, owner string, lease time.Duration) (*store.Scan, error)
 	Renew(ctx context.Context, id int64, owner string, lease time.Duration) error
@@ -111,6 +112,10 @@ type Options struct {
 	// (Scan.ClusterID set) of an image from no registered registry: the
 	// image pull secrets its pod named. Nil pulls such images anonymously.
 	Keychain func(ctx context.Context, j *store.Scan) (authn.Keychain, error)
+	// Scanned is called after an image's result was stored (a pull or a
+	// re-match), with its digest, so verdicts about it can be recomputed.
+	// It must not block.
+	Scanned func(digest string)
 }
 
 // layerCacheMaxBytes bounds the layer cache, as the command line does.

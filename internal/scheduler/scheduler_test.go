@@ -279,7 +279,20 @@ func TestContinuousScanning(t *testing.T) {
 			rnd := pushRandom(t, reg, "app/random:latest")
 			addRegistry(t, db, reg, "local", store.RegistrySettings{PublishReports: true}, time.Time{})
 			dbDir := newVulnDB(t)
-			s := start(t, scheduler.Options{Store: db, DBDir: dbDir, Owner: "replica-1"})
+			var (
+				seenMu sync.Mutex
+				seen   = map[string]int{}
+			)
+			timesScanned := func(d string) int {
+				seenMu.Lock()
+				defer seenMu.Unlock()
+				return seen[d]
+			}
+			s := start(t, scheduler.Options{Store: db, DBDir: dbDir, Owner: "replica-1", Scanned: func(d string) {
+				seenMu.Lock()
+				seen[d]++
+				seenMu.Unlock()
+			}})
 
 			waitFor(t, "slim scanned", scanned(db, slim.DigestStr()))
 			waitFor(t, "random scanned", scanned(db, rnd.DigestStr()))
@@ -306,6 +319,8 @@ func TestContinuousScanning(t *testing.T) {
 			before := reg.totalGets()
 			addTestVuln(t, dbDir, s.DBBuilt())
 			waitFor(t, testVuln+" found by a re-match", hasFinding(db, slim.DigestStr(), testVuln))
+			// The pull and the re-match each told who asked.
+			waitFor(t, "the re-match to be announced", func() (bool, error) { return timesScanned(slim.DigestStr()) >= 2, nil })
 			if !s.DBBuilt().After(img.DBBuiltAt) {
 				t.Errorf("DBBuilt() = %v, not after the first scan's %v", s.DBBuilt(), img.DBBuiltAt)
 			}

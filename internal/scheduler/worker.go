@@ -173,6 +173,11 @@ func (s *Scheduler) rematch(ctx context.Context, db *openDB, imageID int64) (int
 	if _, err := s.store.SaveResult(ctx, imageID, store.Result{Findings: res.Findings, DBBuilt: db.built, At: time.Now()}); err != nil {
 		return 0, err
 	}
+	if s.o.Scanned != nil {
+		if img, err := s.store.Image(ctx, imageID); err == nil {
+			s.o.Scanned(img.Digest)
+		}
+	}
 	return len(res.Findings), nil
 }
 
@@ -236,6 +241,9 @@ func (s *Scheduler) pull(ctx context.Context, db *openDB, j *store.Scan, digest 
 		}
 		if _, err := s.store.SaveResult(ctx, id, result); err != nil {
 			return 0, 0, err
+		}
+		if s.o.Scanned != nil {
+			s.o.Scanned(d)
 		}
 		if i == 0 {
 			imageID = id
