@@ -259,18 +259,30 @@ func outcomeOf(id string, v ref.Val) ruleOutcome {
 		if n == 0 {
 			return ruleOutcome{}
 		}
+		// The same vulnerability in two copies of a package reads the
+		// same: it is named once.
 		out := ruleOutcome{fired: true}
+		seen := map[string]bool{}
+		more := 0
 		for it := val.Iterator(); it.HasNext() == types.True; {
 			e := it.Next()
 			s, ok := e.(types.String)
 			if !ok {
 				return ruleOutcome{err: fmt.Errorf("rule %s: violation item is %s, want string", id, e.Type().TypeName())}
 			}
-			if len(out.findings) == maxFindings {
-				out.findings = append(out.findings, fmt.Sprintf("and %d more", n-maxFindings))
-				break
+			f := truncate(strings.TrimSpace(string(s)), maxFindingLength)
+			if seen[f] {
+				continue
 			}
-			out.findings = append(out.findings, truncate(strings.TrimSpace(string(s)), maxFindingLength))
+			seen[f] = true
+			if len(out.findings) == maxFindings {
+				more++
+				continue
+			}
+			out.findings = append(out.findings, f)
+		}
+		if more > 0 {
+			out.findings = append(out.findings, fmt.Sprintf("and %d more", more))
 		}
 		return out
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/bulwarkhq/bulwark/internal/server"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -52,7 +53,8 @@ func newServerCommand(g *globals) *cobra.Command {
 	f.IntVar(&c.Workers, "workers", 2, "scans run at once")
 	f.DurationVar(&c.PollInterval, "poll-interval", 15*time.Minute, "how often registries are listed, unless a registry sets its own")
 	f.StringVar(&c.PostureChecksDir, "posture-checks", "", "directory of your own posture checks (*.yaml), evaluated with the built-in ones")
-	f.IntVar(&auditDays, "retention-audit-days", 90, "days the audit log is kept (0 forever)")
+	addAdmissionFlags(f, &c.Admission)
+	f.IntVar(&auditDays, "retention-audit-days", 90, "days the audit log and admission decisions are kept (0 forever)")
 	f.IntVar(&scanDays, "retention-scan-days", 30, "days finished scan records are kept (0 forever)")
 	f.IntVar(&fixedDays, "retention-fixed-days", 90, "days fixed findings are kept (0 forever)")
 	f.IntVar(&imageDays, "retention-image-days", 30, "days an image no registry lists any more is kept (0 forever)")
@@ -60,3 +62,12 @@ func newServerCommand(g *globals) *cobra.Command {
 }
 
 func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
+
+// addAdmissionFlags adds the flags of the admission webhook.
+func addAdmissionFlags(f *pflag.FlagSet, a *server.AdmissionConfig) {
+	f.StringVar(&a.Listen, "admission-listen", "", "HTTPS address for the admission webhook kube-apiserver calls (empty: no webhook)")
+	f.StringVar(&a.PolicyFile, "admission-policy", "", "admission policy file (YAML; default: the built-in policy)")
+	f.StringVar(&a.CertDir, "admission-cert-dir", "", "where the webhook's CA and serving certificate are kept (default <data-dir>/admission)")
+	f.StringSliceVar(&a.Hosts, "admission-host", nil, "DNS name or IP the webhook's certificate is for (repeatable; default localhost, 127.0.0.1, the listen host and the hostname)")
+	f.StringVar(&a.ClientCA, "admission-client-ca", "", "PEM CA file: require client certificates it signed (kube-apiserver's)")
+}

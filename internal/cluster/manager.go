@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/bulwarkhq/bulwark/internal/k8s"
 	"github.com/bulwarkhq/bulwark/internal/posture"
 	"github.com/bulwarkhq/bulwark/internal/secretbox"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -70,6 +71,7 @@ type Manager struct {
 	mu       sync.Mutex
 	running  map[int64]context.CancelFunc
 	clients  map[int64]kubernetes.Interface // for reading pull secrets
+	conns    map[int64]*k8s.Connector       // the clusters this replica watches
 	enqueued map[string]time.Time           // digest → when its scan was queued
 	wg       sync.WaitGroup
 }
@@ -108,7 +110,7 @@ func New(o Options) (*Manager, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{o: o, log: o.Logger.With("component", "cluster"), running: map[int64]context.CancelFunc{},
-		clients: map[int64]kubernetes.Interface{}, enqueued: map[string]time.Time{}}
+		clients: map[int64]kubernetes.Interface{}, conns: map[int64]*k8s.Connector{}, enqueued: map[string]time.Time{}}
 	if err := m.m.register(o.Registerer); err != nil {
 		return nil, err
 	}
@@ -169,12 +171,35 @@ func (m *Manager) claim(ctx context.Context) {
 				m.mu.Lock()
 				delete(m.running, c.ID)
 				delete(m.clients, c.ID)
+				delete(m.conns, c.ID)
 				m.mu.Unlock()
 				_ = m.o.Store.ReleaseCluster(context.WithoutCancel(ctx), c.ID, m.o.Owner)
 			}()
 			m.run(runCtx, c)
 		}()
 	}
+}
+
+// ErrNotWatched is returned by NamespaceLabels for a cluster this replica
+// does not watch.
+var ErrNotWatched = errors.New("cluster not watched by this replica")
+
+// NamespaceLabels returns a namespace's labels from the live view of a
+// cluster this replica watches (a watch keeps it within moments of the
+// API server); ErrNotWatched otherwise, and store.ErrNotFound for a
+// namespace that does not exist.
+func (m *Manager) NamespaceLabels(clusterID int64, namespace string) (map[string]string, error) {
+	m.mu.Lock()
+	conn := m.conns[clusterID]
+	m.mu.Unlock()
+	if conn == nil {
+		return nil, ErrNotWatched
+	}
+	labels, ok := conn.NamespaceLabels(namespace)
+	if !ok {
+		return nil, fmt.Errorf("namespace %s: %w", namespace, store.ErrNotFound)
+	}
+	return labels, nil
 }
 
 // restConfig returns the client configuration of a registered cluster.

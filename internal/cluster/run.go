@@ -96,7 +96,13 @@ func (m *Manager) connect(ctx context.Context, c *store.Cluster) error {
 	defer conn.Stop()
 	m.mu.Lock()
 	m.clients[c.ID] = client
+	m.conns[c.ID] = conn
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.conns, c.ID)
+		m.mu.Unlock()
+	}()
 	m.log.Info("cluster connected", "cluster", c.Name, "version", version)
 
 	resync := time.NewTicker(m.o.Resync)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -178,6 +179,16 @@ func start(ctx context.Context, cfg *rest.Config, syncTimeout time.Duration) (*C
 		return nil, fmt.Errorf("k8s: informer caches not synced within %v (missing RBAC?): %v", syncTimeout, unsynced)
 	}
 	return c, nil
+}
+
+// NamespaceLabels returns the labels of a namespace from the cache, and
+// whether the namespace exists.
+func (c *Connector) NamespaceLabels(name string) (map[string]string, bool) {
+	ns, err := c.namespaces.Get(name)
+	if err != nil {
+		return nil, false
+	}
+	return maps.Clone(ns.Labels), true
 }
 
 // Changes returns a channel that receives a value after any watched object

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/bulwarkhq/bulwark/internal/admission/webhook"
 	"github.com/bulwarkhq/bulwark/internal/api"
 	"github.com/bulwarkhq/bulwark/internal/cluster"
 	"github.com/bulwarkhq/bulwark/internal/posture"
@@ -53,6 +54,8 @@ type Config struct {
 	Workers        int
 	PollInterval   time.Duration
 	Retention      store.Retention
+	// Admission serves the admission webhook when Admission.Listen is set.
+	Admission AdmissionConfig
 	// PostureChecksDir holds the user's own posture checks (*.yaml),
 	// evaluated with the built-in ones; empty means built-ins only.
 	PostureChecksDir string
@@ -62,6 +65,16 @@ type Config struct {
 	Out io.Writer
 	// Ready, when set, receives the listening address once serving.
 	Ready func(addr string)
+	// AdmissionReady, when set, receives the admission webhook's address.
+	AdmissionReady func(addr string)
+}
+
+// certDir is where the admission webhook's certificates are kept.
+func certDir(c Config) string {
+	if c.Admission.CertDir != "" {
+		return c.Admission.CertDir
+	}
+	return filepath.Join(c.DataDir, "admission")
 }
 
 // postureEngine compiles the built-in posture checks and the user's.
@@ -127,9 +140,19 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return fmt.Errorf("starting the cluster connections: %w", err)
 	}
+	var adm *admissionService
+	if c.Admission.Listen != "" {
+		if adm, err = newAdmissionService(c.Admission, db, clusters, func() { sched.Wake() }, reg, logger); err != nil {
+			return err
+		}
+	}
 	sched, err = scheduler.New(scheduler.Options{Store: db, Box: box, DBDir: dbDir, Workers: c.Workers, PollInterval: c.PollInterval,
 		WorkDir: filepath.Join(c.DataDir, "work"), CacheDir: filepath.Join(c.DataDir, "layers"), Logger: logger, Registerer: reg,
-		Keychain: clusters.Keychain})
+		Keychain: clusters.Keychain, Scanned: func(digest string) {
+			if adm != nil {
+				adm.imageScanned(digest)
+			}
+		}})
 	if err != nil {
 		return fmt.Errorf("starting the scheduler: %w", err)
 	}
@@ -156,19 +179,58 @@ func Run(ctx context.Context, c Config) error {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 
+	var (
+		rot *webhook.Rotator
+		tc  *tls.Config
+		aln net.Listener
+	)
+	if adm != nil {
+		if rot, tc, err = admissionTLS(c, logger); err != nil {
+			ln.Close()
+			return err
+		}
+		if aln, err = net.Listen("tcp", c.Admission.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listening for admission reviews on %s: %w", c.Admission.Listen, err)
+		}
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan error, 4)
-	go func() { done <- sched.Run(ctx) }()
-	go func() { done <- clusters.Run(ctx) }()
-	go func() { done <- prune(ctx, db, c.Retention, logger) }()
-	go func() {
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
+	done := make(chan error, 8)
+	running := 0
+	spawn := func(fn func() error) {
+		running++
+		go func() { done <- fn() }()
+	}
+	serve := func(srv *http.Server, ln net.Listener) func() error {
+		return func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
 		}
-		done <- err
-	}()
+	}
+	spawn(func() error { return sched.Run(ctx) })
+	spawn(func() error { return clusters.Run(ctx) })
+	spawn(func() error { return prune(ctx, db, c.Retention, logger) })
+	spawn(serve(srv, ln))
+	var admSrv *http.Server
+	if adm != nil {
+		admSrv = &http.Server{Handler: adm.handler(), TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		spawn(serve(admSrv, tls.NewListener(aln, tc)))
+		spawn(func() error { return adm.run(ctx) })
+		spawn(func() error {
+			rot.Run(ctx, 0, func([]byte) { logger.Info("admission webhook certificate renewed") })
+			return nil
+		})
+		logger.Info("serving admission reviews", "addr", aln.Addr().String(), "ca", filepath.Join(certDir(c), webhook.CAFile))
+		if c.AdmissionReady != nil {
+			c.AdmissionReady(aln.Addr().String())
+		}
+	}
 	scheme := "http"
 	if srv.TLSConfig != nil {
 		scheme = "https"
@@ -189,7 +251,15 @@ func Run(ctx context.Context, c Config) error {
 	if err := srv.Shutdown(shutdown); err != nil {
 		logger.Warn("shutting down the HTTP server", "err", err)
 	}
-	for i := 0; i < cap(done); i++ {
+	if admSrv != nil {
+		if err := admSrv.Shutdown(shutdown); err != nil {
+			logger.Warn("shutting down the admission webhook", "err", err)
+		}
+	}
+	if first != nil {
+		running--
+	}
+	for i := 0; i < running; i++ {
 		if first != nil {
 			break
 		}
