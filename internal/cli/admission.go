@@ -83,6 +83,9 @@ func newAdmissionCommand(g *globals) *cobra.Command {
 				}
 				c.Register = &cfg
 			}
+			if c.Database == "" {
+				c.Database, _ = g.lookupEnv("BULWARK_DATABASE")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			c.Logger = g.logger
@@ -91,7 +94,7 @@ func newAdmissionCommand(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.DataDir, "data-dir", "", "directory for the SQLite database (shared with the server) and the webhook's certificates (required)")
-	f.StringVar(&c.Database, "database", "", "PostgreSQL URL shared with the server; empty uses SQLite under --data-dir")
+	f.StringVar(&c.Database, "database", "", "PostgreSQL URL shared with the server (or env BULWARK_DATABASE); empty uses SQLite under --data-dir")
 	f.StringVar(&c.Cluster, "cluster", "", "name decisions are recorded under (the cluster's name in Bulwark)")
 	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: the pod's service account)")
 	f.BoolVar(&register, "register", false, "register the webhook (and again when its CA changes)")

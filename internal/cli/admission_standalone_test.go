@@ -1,28 +1,85 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/bulwarkhq/bulwark/internal/model"
 	"github.com/bulwarkhq/bulwark/internal/store"
 	"github.com/bulwarkhq/bulwark/internal/testenv"
 )
 
+// admissionKubeconfig binds deploy/admission's ClusterRole — and nothing
+// else — to a new service account and writes a kubeconfig for it.
+func admissionKubeconfig(t *testing.T, kube *testenv.Kube) string {
+	t.Helper()
+	ctx := context.Background()
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "admission", "admission.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err != nil {
+			t.Fatalf("no ClusterRole in deploy/admission/admission.yaml (%v)", err)
+		}
+		if obj["kind"] == "ClusterRole" {
+			raw, _ := json.Marshal(obj)
+			if err := json.Unmarshal(raw, &role); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	ns := kube.Namespace(t)
+	role.Name = "bulwark-admission-" + ns
+	if _, err := kube.Client.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "bulwark-admission", Namespace: ns}}}
+	if _, err := kube.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+		_ = kube.Client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+	})
+	cfg, err := kube.ServiceAccountConfig(ctx, ns, "bulwark-admission")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := testenv.WriteKubeconfig(t.TempDir(), "admission", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestAdmissionStandalone runs `bulwark admission` as the in-cluster
-// deployment would, over a store the server filled: it watches namespace
+// deployment would — as a service account bound only to the shipped
+// ClusterRole, over a store the server filled: it watches namespace
 // labels itself, registers its own webhook with the CA it created, denies
 // a known-vulnerable image in an enforced namespace, and `bulwark
 // admission unregister` removes it.
 func TestAdmissionStandalone(t *testing.T) {
 	kube := testenv.SharedKube(t, testenv.KubeOptions{})
+	kubeconfig := admissionKubeconfig(t, kube)
 	dataDir := t.TempDir()
 	ctx := context.Background()
 	db, err := store.OpenSQLite(ctx, filepath.Join(dataDir, store.SQLiteFile), nil)
@@ -51,7 +108,7 @@ func TestAdmissionStandalone(t *testing.T) {
 	var logs syncBuffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- runContext(runCtx, []string{"admission", "--data-dir", dataDir, "--kubeconfig", kube.KubeconfigPath, "--cluster", "lab",
+		exited <- runContext(runCtx, []string{"admission", "--data-dir", dataDir, "--kubeconfig", kubeconfig, "--cluster", "lab",
 			"--admission-listen", addr, "--register", "--url", "https://" + addr + "/validate", "--webhook-name", "bulwark-standalone-test"},
 			&logs, &logs, func(string) (string, bool) { return "", false })
 	}()
@@ -65,7 +122,7 @@ func TestAdmissionStandalone(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Error("bulwark admission did not stop within 30s")
 		}
-		if code, out, errOut := runCLI(t, nil, "admission", "unregister", "--kubeconfig", kube.KubeconfigPath,
+		if code, out, errOut := runCLI(t, nil, "admission", "unregister", "--kubeconfig", kubeconfig,
 			"--webhook-name", "bulwark-standalone-test"); code != ExitOK {
 			t.Errorf("admission unregister: %s%s", out, errOut)
 		}

@@ -33,6 +33,9 @@ func newServerCommand(g *globals) *cobra.Command {
 			defer stop()
 			c.AdminToken, _ = g.lookupEnv("BULWARK_ADMIN_TOKEN")
 			c.SecretKey, _ = g.lookupEnv("BULWARK_SECRET_KEY")
+			if c.Database == "" {
+				c.Database, _ = g.lookupEnv("BULWARK_DATABASE")
+			}
 			c.Retention.AuditLog = days(auditDays)
 			c.Retention.Scans = days(scanDays)
 			c.Retention.FixedFindings = days(fixedDays)
@@ -44,7 +47,7 @@ func newServerCommand(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to serve on")
 	f.StringVar(&c.DataDir, "data-dir", "", "directory for the SQLite database, the generated credentials key and the layer cache (required)")
-	f.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://…); empty uses SQLite under --data-dir")
+	f.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://…, or env BULWARK_DATABASE, which keeps the password out of the process list); empty uses SQLite under --data-dir")
 	f.StringVar(&c.DBDir, "db-dir", "", "vulnerability database directory (default <data-dir>/vulndb; fill it with `bulwark db update` or `db import`)")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS")
 	f.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
