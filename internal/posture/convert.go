@@ -3,6 +3,7 @@ package posture
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -67,16 +68,20 @@ func fieldsOf(t reflect.Type) []structField {
 	return fields
 }
 
-// structVal converts a struct to a fieldMap.
-func structVal(v reflect.Value) *fieldMap {
+// structVal converts a struct to a fieldMap, leaving out the fields named
+// in skip (which the caller converts itself).
+func structVal(v reflect.Value, skip ...string) *fieldMap {
 	m := newFieldMap(8)
-	structToVals(v, m)
+	structToVals(v, m, skip)
 	return m
 }
 
 // structToVals converts a struct to its JSON object as CEL map entries.
-func structToVals(v reflect.Value, out *fieldMap) {
+func structToVals(v reflect.Value, out *fieldMap, skip []string) {
 	for _, f := range fieldsOf(v.Type()) {
+		if len(skip) > 0 && slices.Contains(skip, f.name) {
+			continue
+		}
 		fv := v.Field(f.index)
 		if f.inline {
 			if fv.Kind() == reflect.Pointer {
@@ -87,7 +92,7 @@ func structToVals(v reflect.Value, out *fieldMap) {
 			}
 			if fv.Kind() == reflect.Struct {
 				inner := newFieldMap(8)
-				structToVals(fv, inner)
+				structToVals(fv, inner, nil)
 				for i, k := range inner.keys {
 					out.set(k, inner.vals[i])
 				}

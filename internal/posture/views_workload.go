@@ -203,7 +203,8 @@ func nonNilMap(m map[string]string) map[string]string {
 // and lists all its containers with their kind ("initContainer",
 // "container", "ephemeralContainer").
 func podSpecView(ps *corev1.PodSpec) (spec ref.Val, containers ref.Val) {
-	m := structVal(reflect.ValueOf(ps).Elem())
+	// The containers are converted once, below, with their kind.
+	m := structVal(reflect.ValueOf(ps).Elem(), "initContainers", "containers", "ephemeralContainers")
 	var all []ref.Val
 	convert := func(kind string, c reflect.Value) ref.Val {
 		cm := structVal(c)
