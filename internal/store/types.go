@@ -191,11 +191,14 @@ type Scan struct {
 	PullSecrets []string
 }
 
-// Roles an API token can have, least to most.
+// Roles an API token can have: viewer, analyst and admin, least to most;
+// and ingest, which may only send data (Kubernetes audit events) and read
+// nothing.
 const (
 	RoleViewer  = "viewer"
 	RoleAnalyst = "analyst"
 	RoleAdmin   = "admin"
+	RoleIngest  = "ingest"
 )
 
 // Token is an API token; only the SHA-256 of the token is stored, with a
