@@ -51,6 +51,7 @@ type KubeOptions struct {
 type AuditWebhook struct {
 	URL   string
 	CAPEM []byte // the CA that signed the receiver's serving certificate
+	Token string // sent as a bearer token, when set
 }
 
 // KwokNode is the fake node kwok manages when KubeOptions.Kwok is set.
@@ -329,7 +330,7 @@ func (k *Kube) apiserverArgs(opts KubeOptions, port int, etcdURL string) ([]stri
 			"--audit-log-maxsize", "100", "--audit-log-maxbackup", "2")
 	}
 	if wh := opts.AuditWebhook; wh != nil {
-		sink := &rest.Config{Host: wh.URL, TLSClientConfig: rest.TLSClientConfig{CAData: wh.CAPEM}}
+		sink := &rest.Config{Host: wh.URL, BearerToken: wh.Token, TLSClientConfig: rest.TLSClientConfig{CAData: wh.CAPEM}}
 		path, err := WriteKubeconfig(k.dir, "audit-webhook", sink)
 		if err != nil {
 			return nil, err
