@@ -11,11 +11,15 @@ import (
 // Retention says how long rows of the high-volume tables are kept; zero
 // keeps them forever.
 type Retention struct {
-	// AuditLog bounds the audit log of user actions and the admission
-	// webhook's decisions.
+	// AuditLog bounds the audit log of user actions, the admission
+	// webhook's decisions and the alerts raised over audit events (by
+	// their last event).
 	AuditLog time.Duration
+	// AuditEvents bounds the Kubernetes audit events kept for hunting.
+	AuditEvents time.Duration
 	// Scans bounds finished scan records (queued and running jobs are
-	// never pruned).
+	// never pruned) and alert deliveries that were sent or given up
+	// (pending ones are never pruned).
 	Scans time.Duration
 	// FixedFindings bounds the history of findings that were fixed and
 	// of posture findings that were resolved.
@@ -25,10 +29,10 @@ type Retention struct {
 	Images time.Duration
 }
 
-// DefaultRetention keeps a quarter of history and images seen within a
-// month.
+// DefaultRetention keeps a quarter of history, a week of audit events
+// and images seen within a month.
 func DefaultRetention() Retention {
-	return Retention{AuditLog: 90 * 24 * time.Hour, Scans: 30 * 24 * time.Hour, FixedFindings: 90 * 24 * time.Hour, Images: 30 * 24 * time.Hour}
+	return Retention{AuditLog: 90 * 24 * time.Hour, AuditEvents: 7 * 24 * time.Hour, Scans: 30 * 24 * time.Hour, FixedFindings: 90 * 24 * time.Hour, Images: 30 * 24 * time.Hour}
 }
 
 // Pruned counts the rows a Prune removed, by table.
@@ -44,6 +48,9 @@ func (s *DB) Prune(ctx context.Context, r Retention) (Pruned, error) {
 	}{
 		{"audit_log", `DELETE FROM audit_log WHERE at < ?`, r.AuditLog},
 		{"admission_decisions", `DELETE FROM admission_decisions WHERE at < ?`, r.AuditLog},
+		{"audit_events", `DELETE FROM audit_events WHERE at < ?`, r.AuditEvents},
+		{"alerts", `DELETE FROM alerts WHERE last_at < ?`, r.AuditLog},
+		{"alert_deliveries", `DELETE FROM alert_deliveries WHERE status IN ('sent', 'failed') AND created_at < ?`, r.Scans},
 		{"scans", `DELETE FROM scans WHERE finished_at IS NOT NULL AND finished_at < ?`, r.Scans},
 		{"findings", `DELETE FROM findings WHERE fixed_at IS NOT NULL AND fixed_at < ?`, r.FixedFindings},
 		{"posture_findings", `DELETE FROM posture_findings WHERE resolved_at IS NOT NULL AND resolved_at < ?`, r.FixedFindings},
