@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/model"
 	"github.com/bulwarkhq/bulwark/internal/notification"
 	"github.com/bulwarkhq/bulwark/internal/posture"
@@ -62,6 +63,10 @@ type Store interface {
 	VulnerableWorkloads(ctx context.Context, f store.VulnerableWorkloadFilter, p store.Page) ([]store.VulnerableWorkload, string, error)
 	PostureFindings(ctx context.Context, f store.PostureFilter, p store.Page) ([]store.PostureFinding, string, error)
 	AdmissionDecisions(ctx context.Context, f store.AdmissionFilter, p store.Page) ([]store.AdmissionDecision, string, error)
+	AuditEvents(ctx context.Context, f store.AuditEventFilter, p store.Page) ([]store.AuditEvent, string, error)
+	Alerts(ctx context.Context, f store.AlertFilter, p store.Page) ([]store.Alert, string, error)
+	Alert(ctx context.Context, id int64) (*store.Alert, error)
+	AlertDeliveries(ctx context.Context, alertID int64) ([]store.Delivery, error)
 }
 
 // Scheduler runs scans; the API asks it for work.
@@ -86,6 +91,11 @@ type Options struct {
 	// PostureChecks are the loaded posture checks: the API lists them and
 	// shows their remediation with the findings they made.
 	PostureChecks []posture.Check
+	// AuditIngest returns the handler of a cluster's Kubernetes audit
+	// webhook batches; nil answers 503.
+	AuditIngest func(cluster string) http.Handler
+	// DetectionRules are the loaded control-plane detection rules.
+	DetectionRules []detect.Rule
 }
 
 // Server serves the API.
@@ -101,6 +111,8 @@ type Server struct {
 	// by id.
 	checkList []posture.Check
 	checks    map[string]posture.Check
+	ingest    func(cluster string) http.Handler
+	rules     []detect.Rule
 }
 
 // New builds the API's handler.
@@ -108,7 +120,8 @@ func New(o Options) (*Server, error) {
 	if o.Store == nil || o.Scheduler == nil || o.Box == nil {
 		return nil, errors.New("api: Store, Scheduler and Box are required")
 	}
-	s := &Server{store: o.Store, scheduler: o.Scheduler, box: o.Box, logger: o.Logger, version: o.Version, mux: http.NewServeMux()}
+	s := &Server{store: o.Store, scheduler: o.Scheduler, box: o.Box, logger: o.Logger, version: o.Version, mux: http.NewServeMux(),
+		ingest: o.AuditIngest, rules: slices.SortedFunc(slices.Values(o.DetectionRules), func(a, b detect.Rule) int { return strings.Compare(a.ID, b.ID) })}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -184,6 +197,11 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/posture/findings", v, http.HandlerFunc(s.listPostureFindings)},
 		{"GET", "/api/v1/posture/checks", v, http.HandlerFunc(s.listPostureChecks)},
 		{"GET", "/api/v1/admission/decisions", v, http.HandlerFunc(s.listAdmissionDecisions)},
+		{"POST", "/api/v1/ingest/k8s-audit/{cluster}", store.RoleIngest, http.HandlerFunc(s.ingestAudit)},
+		{"GET", "/api/v1/k8s-audit/events", a, http.HandlerFunc(s.listAuditEvents)},
+		{"GET", "/api/v1/alerts", v, http.HandlerFunc(s.listAlerts)},
+		{"GET", "/api/v1/alerts/{id}", v, http.HandlerFunc(s.getAlert)},
+		{"GET", "/api/v1/detection/rules", v, http.HandlerFunc(s.listDetectionRules)},
 		{"POST", "/api/v1/rematch", ad, s.audited("vulndb.rematch", s.rematch)},
 		{"POST", "/api/v1/notifications/registry", a, s.audited("registry.notification", s.registryNotification)},
 		{"GET", "/api/v1/tokens", ad, http.HandlerFunc(s.listTokens)},

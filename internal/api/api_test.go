@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/model"
 	"github.com/bulwarkhq/bulwark/internal/notification"
 	"github.com/bulwarkhq/bulwark/internal/secretbox"
@@ -34,6 +35,8 @@ type recordingScheduler struct {
 	polls   []int64
 	rematch int
 	db      *store.DB
+	// ingested are the clusters audit batches were posted for.
+	ingested []string
 }
 
 func (r *recordingScheduler) Notify(ctx context.Context, p []notification.Push) (int, error) {
@@ -92,7 +95,15 @@ func newFixture(t *testing.T) *fixture {
 	}
 	sched := &recordingScheduler{db: db}
 	reg := prometheus.NewRegistry()
-	s, err := New(Options{Store: db, Scheduler: sched, Box: box, Gatherer: reg, Registerer: reg, Version: "test", PostureChecks: testChecks})
+	s, err := New(Options{Store: db, Scheduler: sched, Box: box, Gatherer: reg, Registerer: reg, Version: "test", PostureChecks: testChecks,
+		DetectionRules: detect.Builtin(), AuditIngest: func(cluster string) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sched.mu.Lock()
+				sched.ingested = append(sched.ingested, cluster)
+				sched.mu.Unlock()
+				w.WriteHeader(http.StatusOK)
+			})
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

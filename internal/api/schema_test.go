@@ -88,6 +88,7 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 	_, tokBody := f.call(f.admin, "POST", "/api/v1/tokens", map[string]string{"name": "ci", "role": "viewer", "expiresIn": "24h"})
 	clusters := seedClusters(t, f)
 	seedDecisions(t, f)
+	alertIDs := seedAlerts(t, f)
 	_, clusterBody := f.call(f.admin, "POST", "/api/v1/clusters", map[string]any{"name": "edge", "kubeconfig": testKubeconfig(t, nil)})
 
 	for _, tc := range []struct {
@@ -102,6 +103,7 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 		{"POST /api/v1/clusters", "Cluster", clusterBody},
 		{fmt.Sprintf("/api/v1/clusters/%d", clusters.prod), "Cluster", nil},
 		{fmt.Sprintf("/api/v1/workloads/%d", clusters.workloads["prod/shop/web"]), "Workload", nil},
+		{fmt.Sprintf("/api/v1/alerts/%d", alertIDs[0]), "Alert", nil},
 	} {
 		data := tc.body
 		if data == nil {
@@ -128,6 +130,9 @@ func TestResponsesMatchTheirSchemas(t *testing.T) {
 		{"/api/v1/posture/findings?state=all", "PostureFinding"},
 		{"/api/v1/posture/checks", "PostureCheck"},
 		{"/api/v1/admission/decisions", "AdmissionDecision"},
+		{"/api/v1/k8s-audit/events", "AuditEvent"},
+		{"/api/v1/alerts", "Alert"},
+		{"/api/v1/detection/rules", "DetectionRule"},
 	} {
 		code, data := f.call(f.admin, "GET", tc.path, nil)
 		if code != 200 {

@@ -139,7 +139,7 @@ func (c *apiClient) pages(ctx context.Context, path string, q url.Values, max in
 }
 
 func newClientCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newRegistryCommand(), newImagesCommand(), newFindingsCommand(), newClusterCommand(), newWorkloadsCommand(), newPostureCommand(), newTokenCommand()}
+	return []*cobra.Command{newRegistryCommand(), newImagesCommand(), newFindingsCommand(), newClusterCommand(), newWorkloadsCommand(), newPostureCommand(), newTokenCommand(), newAlertsCommand(), newEventsCommand()}
 }
 
 // listQuery is the query of a listing: the page size and every parameter

@@ -15,7 +15,8 @@ import (
 
 func newServerCommand(g *globals) *cobra.Command {
 	c := server.Config{Retention: store.DefaultRetention()}
-	var auditDays, scanDays, fixedDays, imageDays int
+	var auditDays, scanDays, fixedDays, imageDays, eventDays int
+	var auditLogs []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API, the scheduler and the registry connectors",
@@ -40,6 +41,15 @@ func newServerCommand(g *globals) *cobra.Command {
 			c.Retention.Scans = days(scanDays)
 			c.Retention.FixedFindings = days(fixedDays)
 			c.Retention.Images = days(imageDays)
+			c.Retention.AuditEvents = days(eventDays)
+			for _, a := range auditLogs {
+				f, err := server.ParseAuditLogFile(a)
+				if err != nil {
+					return usagef("--k8s-audit-log: %v", err)
+				}
+				c.AuditLogs = append(c.AuditLogs, f)
+			}
+			c.LookupEnv = g.lookupEnv
 			c.Logger, c.Out, c.Version = g.logger, cmd.ErrOrStderr(), version.Version
 			return server.Run(ctx, c)
 		},
@@ -57,6 +67,10 @@ func newServerCommand(g *globals) *cobra.Command {
 	f.DurationVar(&c.PollInterval, "poll-interval", 15*time.Minute, "how often registries are listed, unless a registry sets its own")
 	f.StringVar(&c.PostureChecksDir, "posture-checks", "", "directory of your own posture checks (*.yaml), evaluated with the built-in ones")
 	addAdmissionFlags(f, &c.Admission)
+	f.StringVar(&c.AuditRulesDir, "audit-rules", "", "directory of your own control-plane detection rules (*.yaml), with the built-in ones")
+	f.StringVar(&c.AlertOutputsFile, "alert-outputs", "", "YAML file of alert outputs (webhook, Slack, syslog); secrets come from the environment variables it names")
+	f.StringArrayVar(&auditLogs, "k8s-audit-log", nil, "CLUSTER=PATH of a kube-apiserver audit log (JSON lines) to tail (repeatable)")
+	f.IntVar(&eventDays, "retention-audit-event-days", 7, "days Kubernetes audit events are kept for hunting (0 forever)")
 	f.IntVar(&auditDays, "retention-audit-days", 90, "days the audit log and admission decisions are kept (0 forever)")
 	f.IntVar(&scanDays, "retention-scan-days", 30, "days finished scan records are kept (0 forever)")
 	f.IntVar(&fixedDays, "retention-fixed-days", 90, "days fixed findings are kept (0 forever)")

@@ -56,6 +56,15 @@ type Config struct {
 	Retention      store.Retention
 	// Admission serves the admission webhook when Admission.Listen is set.
 	Admission AdmissionConfig
+	// AuditRulesDir holds the user's own detection rules (*.yaml).
+	AuditRulesDir string
+	// AlertOutputsFile configures where alerts are sent.
+	AlertOutputsFile string
+	// AuditLogs are kube-apiserver audit log files to tail.
+	AuditLogs []AuditLogFile
+	// LookupEnv reads the environment variables output configs name
+	// (tokens, URLs); default os.LookupEnv.
+	LookupEnv func(string) (string, bool)
 	// PostureChecksDir holds the user's own posture checks (*.yaml),
 	// evaluated with the built-in ones; empty means built-ins only.
 	PostureChecksDir string
@@ -157,8 +166,16 @@ func Run(ctx context.Context, c Config) error {
 		return fmt.Errorf("starting the scheduler: %w", err)
 	}
 	defer sched.Close()
+	lookupEnv := c.LookupEnv
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	det, err := newDetection(c, db, reg, logger, lookupEnv)
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(api.Options{Store: db, Scheduler: sched, Box: box, Logger: logger, Gatherer: reg, Registerer: reg, Version: c.Version,
-		PostureChecks: engine.Checks()})
+		PostureChecks: engine.Checks(), AuditIngest: det.ingest, DetectionRules: det.rules})
 	if err != nil {
 		return err
 	}
@@ -214,6 +231,7 @@ func Run(ctx context.Context, c Config) error {
 	spawn(func() error { return sched.Run(ctx) })
 	spawn(func() error { return clusters.Run(ctx) })
 	spawn(func() error { return prune(ctx, db, c.Retention, logger) })
+	spawn(func() error { return det.run(ctx) })
 	spawn(serve(srv, ln))
 	var admSrv *http.Server
 	if adm != nil {
