@@ -59,8 +59,40 @@ type Pipeline struct {
 }
 
 type clusterEngine struct {
-	mu sync.Mutex
-	e  *detect.Engine
+	mu     sync.Mutex
+	e      *detect.Engine
+	judged *recentSet
+}
+
+// judgedMemory is how many (audit id, stage) pairs a cluster's engine
+// remembers to tell a resent event from a new one: far more than the
+// batches kube-apiserver may retry (at most 400 events each by default).
+const judgedMemory = 1 << 16
+
+// recentSet is a set of the last n keys added.
+type recentSet struct {
+	keys map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecentSet(n int) *recentSet {
+	return &recentSet{keys: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
+// add adds key, forgetting the oldest key when full, and reports whether
+// key was new.
+func (s *recentSet) add(key string) bool {
+	if _, ok := s.keys[key]; ok {
+		return false
+	}
+	if old := s.ring[s.next]; old != "" {
+		delete(s.keys, old)
+	}
+	s.ring[s.next] = key
+	s.next = (s.next + 1) % len(s.ring)
+	s.keys[key] = struct{}{}
+	return true
 }
 
 // New compiles the rules once to check them and returns a Pipeline.
@@ -109,7 +141,7 @@ func (p *Pipeline) engine(cluster string) (*clusterEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	ce := &clusterEngine{e: e}
+	ce := &clusterEngine{e: e, judged: newRecentSet(judgedMemory)}
 	p.engines[cluster] = ce
 	return ce, nil
 }
@@ -138,15 +170,28 @@ func (p *Pipeline) Sink(cluster string) auditlog.Sink {
 		}
 		p.events.WithLabelValues(cluster, "new").Add(float64(n))
 		p.events.WithLabelValues(cluster, "duplicate").Add(float64(len(events) - n))
-		if n < len(events) {
-			// Part of this batch was stored and judged before: a batch
-			// sent again after a failed answer (all of it), or a log file
-			// read again after a restart from the last committed offset (a
-			// prefix, since batches are stored whole). Judging those events
-			// twice would double their alerts.
-			events = events[len(events)-n:]
+		// Events judged before are a batch sent again after a failed
+		// answer. The store's count cannot tell which they are: it keeps
+		// one event per audit id, and kube-apiserver logs streaming
+		// requests and watches twice under one id (ResponseStarted, then
+		// ResponseComplete), in one batch or two, so an event it already
+		// holds may be a new stage that the rules must see (a watch is
+		// judged at ResponseComplete). Judging a resent event twice would
+		// grow its alert's count; after a restart, when this memory is
+		// gone, SaveAlerts still stores an alert group once.
+		fresh := events // copied only once an event is left out
+		copied := false
+		for i := range events {
+			id := events[i].AuditID
+			isNew := id == "" || ce.judged.add(string(id)+"/"+string(events[i].Stage))
+			switch {
+			case !isNew && !copied:
+				fresh, copied = append(make([]auditlog.Event, 0, len(events)), events[:i]...), true
+			case isNew && copied:
+				fresh = append(fresh, events[i])
+			}
 		}
-		alerts := ce.e.Process(ctx, events)
+		alerts := ce.e.Process(ctx, fresh)
 		p.save(ctx, cluster, alerts)
 		p.judge.Observe(time.Since(start).Seconds())
 		return nil
