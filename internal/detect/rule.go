@@ -5,10 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/bulwarkhq/bulwark/internal/rulefiles"
 )
 
 // Rule is one detection rule. See RULES.md for the YAML form.
@@ -327,40 +325,7 @@ func validateState(s *StateSpec) error {
 // LoadDir parses every *.yaml and *.yml file in dir (not recursively), in
 // name order.
 func LoadDir(dir string) ([]Rule, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading rule directory %s: %w", dir, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		if ext := filepath.Ext(e.Name()); ext == ".yaml" || ext == ".yml" {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	var rules []Rule
-	var errs []error
-	for _, n := range names {
-		p := filepath.Join(dir, n)
-		data, err := os.ReadFile(p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("reading rules: %w", err))
-			continue
-		}
-		rs, err := ParseRules(data, p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rules = append(rules, rs...)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return rules, nil
+	return rulefiles.ReadDir(dir, "rules", ParseRules)
 }
 
 //go:embed rules/*.yaml
@@ -370,24 +335,12 @@ var builtinFS embed.FS
 const BuiltinSource = "builtin"
 
 var builtinRules = sync.OnceValues(func() ([]Rule, error) {
-	files, err := fs.Glob(builtinFS, "rules/*.yaml")
+	all, err := rulefiles.ReadEmbedded(builtinFS, "rules/*.yaml", BuiltinSource, ParseRules)
 	if err != nil {
-		return nil, fmt.Errorf("listing embedded rules: %w", err)
+		return nil, err
 	}
-	var all []Rule
-	for _, f := range files {
-		data, err := builtinFS.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading embedded rules: %w", err)
-		}
-		rs, err := ParseRules(data, BuiltinSource+":"+path.Base(f))
-		if err != nil {
-			return nil, err
-		}
-		for i := range rs {
-			rs[i].Source = BuiltinSource
-		}
-		all = append(all, rs...)
+	for i := range all {
+		all[i].Source = BuiltinSource
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	return all, nil

@@ -5,10 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -16,6 +12,8 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/bulwarkhq/bulwark/internal/rulefiles"
 )
 
 // Severities, most severe first.
@@ -135,40 +133,7 @@ func parseCheck(node *yaml.Node, source string, index int) (Check, error) {
 // LoadDir parses every *.yaml and *.yml file in dir (not recursively), in
 // name order.
 func LoadDir(dir string) ([]Check, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading check directory %s: %w", dir, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		if ext := filepath.Ext(e.Name()); ext == ".yaml" || ext == ".yml" {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	var checks []Check
-	var errs []error
-	for _, n := range names {
-		p := filepath.Join(dir, n)
-		data, err := os.ReadFile(p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("reading checks: %w", err))
-			continue
-		}
-		cs, err := ParseChecks(data, p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		checks = append(checks, cs...)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return checks, nil
+	return rulefiles.ReadDir(dir, "checks", ParseChecks)
 }
 
 //go:embed checks/*.yaml
@@ -178,24 +143,12 @@ var builtinFS embed.FS
 const BuiltinSource = "builtin"
 
 var builtinChecks = sync.OnceValues(func() ([]Check, error) {
-	files, err := fs.Glob(builtinFS, "checks/*.yaml")
+	all, err := rulefiles.ReadEmbedded(builtinFS, "checks/*.yaml", BuiltinSource, ParseChecks)
 	if err != nil {
-		return nil, fmt.Errorf("listing embedded checks: %w", err)
+		return nil, err
 	}
-	var all []Check
-	for _, f := range files {
-		data, err := builtinFS.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading embedded checks: %w", err)
-		}
-		cs, err := ParseChecks(data, BuiltinSource+":"+path.Base(f))
-		if err != nil {
-			return nil, err
-		}
-		for i := range cs {
-			cs[i].Source = BuiltinSource
-		}
-		all = append(all, cs...)
+	for i := range all {
+		all[i].Source = BuiltinSource
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	return all, nil
