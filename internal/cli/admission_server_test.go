@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -143,59 +141,8 @@ plugins:
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	apiPort, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
-	var b [32]byte
-	rand.Read(b[:])
-	token := "bwk_" + hex.EncodeToString(b[:])
-	env := map[string]string{"BULWARK_ADMIN_TOKEN": token, "BULWARK_TOKEN": token, "BULWARK_SERVER": "http://" + apiAddr}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	exited := make(chan int, 1)
-	go func() {
-		exited <- runContext(ctx, []string{"server", "--listen", apiAddr, "--data-dir", dataDir, "--admission-listen", admAddr,
-			"--admission-client-ca", clientCA}, &logs, &logs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	waitUntil := func(what string, timeout time.Duration, ok func() (bool, string)) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			done, last := ok()
-			if done {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after %v waiting for %s; last:\n%s", timeout, what, last)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-	}
-	cli := func(args ...string) (int, string) {
-		code, out, errOut := runCLI(t, env, args...)
-		return code, out + errOut
-	}
+	srv := startServer(t, "http", "--data-dir", dataDir, "--admission-listen", admAddr, "--admission-client-ca", clientCA)
+	waitUntil, stop, cli := srv.waitUntil, srv.Stop, srv.cli
 	waitUntil("the server", time.Minute, func() (bool, string) { code, out := cli("cluster", "list"); return code == ExitOK, out })
 
 	// The images are scanned, the cluster watched, the webhook registered.

@@ -1,11 +1,7 @@
 package cli
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,57 +52,8 @@ func TestClusterThroughServer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(checksDir, "acme.yaml"), docsCheck(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dataDir := t.TempDir()
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var b [32]byte
-	rand.Read(b[:])
-	token := "bwk_" + hex.EncodeToString(b[:])
-	env := map[string]string{"BULWARK_ADMIN_TOKEN": token, "BULWARK_TOKEN": token, "BULWARK_SERVER": "http://" + addr}
-	runCtx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	exited := make(chan int, 1)
-	go func() {
-		exited <- runContext(runCtx, []string{"server", "--listen", addr, "--data-dir", dataDir, "--posture-checks", checksDir},
-			&logs, &logs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-exited:
-			if code != ExitOK {
-				t.Errorf("server exited %d", code)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	waitUntil := func(what string, timeout time.Duration, ok func() (bool, string)) string {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			done, last := ok()
-			if done {
-				return last
-			}
-			select {
-			case code := <-exited:
-				exited <- code // for the cleanup
-				t.Fatalf("server exited %d while waiting for %s", code, what)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after %v waiting for %s; last:\n%s", timeout, what, last)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-	}
+	srv := startServer(t, "http", "--data-dir", t.TempDir(), "--posture-checks", checksDir)
+	env, waitUntil := srv.env, srv.waitUntil
 	waitUntil("the server", time.Minute, func() (bool, string) {
 		code, out, errOut := runCLI(t, env, "cluster", "list")
 		return code == ExitOK, out + errOut

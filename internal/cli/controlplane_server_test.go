@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -58,51 +55,12 @@ func TestControlPlaneThroughServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var b [32]byte
-	rand.Read(b[:])
-	token := "bwk_" + hex.EncodeToString(b[:])
-	env := map[string]string{"BULWARK_ADMIN_TOKEN": token, "BULWARK_TOKEN": token, "BULWARK_SERVER": "https://" + addr}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	exited := make(chan int, 1)
-	go func() {
-		exited <- runContext(ctx, []string{"server", "--listen", addr, "--data-dir", t.TempDir(),
-			"--tls-cert", filepath.Join(certDir, webhook.CertFile), "--tls-key", filepath.Join(certDir, webhook.KeyFile), "--alert-outputs", outputs},
-			&logs, &logs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
+	srv := startServer(t, "https", "--data-dir", t.TempDir(), "--tls-cert", filepath.Join(certDir, webhook.CertFile),
+		"--tls-key", filepath.Join(certDir, webhook.KeyFile), "--alert-outputs", outputs)
+	env, waitUntil := srv.env, srv.waitUntil
 	cli := func(args ...string) (int, string) {
 		code, out, errOut := runCLI(t, env, append(args, "--ca-file", caFile)...)
 		return code, out + errOut
-	}
-	waitUntil := func(what string, timeout time.Duration, ok func() (bool, string)) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			done, last := ok()
-			if done {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after %v waiting for %s; last:\n%s", timeout, what, last)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
 	}
 	waitUntil("the server", time.Minute, func() (bool, string) { code, out := cli("token", "list"); return code == ExitOK, out })
 	code, out := cli("token", "create", "lab-audit", "--role", "ingest")
@@ -112,7 +70,7 @@ func TestControlPlaneThroughServer(t *testing.T) {
 	ingest := strings.TrimSpace(out)
 
 	kube := testenv.StartKube(t, testenv.KubeOptions{AuditWebhook: &testenv.AuditWebhook{
-		URL: "https://" + addr + "/api/v1/ingest/k8s-audit/lab", CAPEM: certs.CAPEM, Token: ingest}})
+		URL: "https://" + srv.addr + "/api/v1/ingest/k8s-audit/lab", CAPEM: certs.CAPEM, Token: ingest}})
 	ns := kube.Namespace(t)
 	bg := context.Background()
 	// mallory may create pods and bindings, and does worse with it.
