@@ -45,3 +45,7 @@ generate: ## regenerate generated code (go generate)
 
 clean: ## remove build output
 	rm -rf bin
+
+.PHONY: generate-bpf
+generate-bpf: ## recompile bpf/ into internal/sensor/probe with bpf2go (needs clang-14, llvm-14, libbpf-dev)
+	go generate ./internal/sensor/probe/

@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf '[testdeps %s] %s\n' "$(date +%T)" "$*" >&2; }
 
-packages=(containerd runc docker-registry postgresql busybox-static ca-certificates)
+packages=(containerd runc docker-registry postgresql busybox-static ca-certificates iproute2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,16 @@
+package probe
+
+import "log/slog"
+
+// Options configure Open.
+type Options struct {
+	// Logger receives which hooks were attached and which were not;
+	// slog.Default() when nil.
+	Logger *slog.Logger
+	// RingSize is the ring buffer size in bytes: a power of two and a
+	// multiple of the page size. 0 means DefaultRingSize.
+	RingSize int
+}
+
+// DefaultRingSize holds about 680 events.
+const DefaultRingSize = 256 << 10
