@@ -141,34 +141,16 @@ func ParseRules(data []byte, source string) ([]Rule, error) {
 	if err := dec.Decode(&file); err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", source, ErrInvalidRule, err)
 	}
-	var rules []Rule
-	var errs []error
-	for i := range file.Rules {
-		r, err := parseRule(&file.Rules[i], source, i)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rules = append(rules, r)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return rules, nil
+	return rulefiles.ParseItems(file.Rules, source, parseRule)
 }
 
 func parseRule(node *yaml.Node, source string, index int) (Rule, error) {
-	name := fmt.Sprintf("rule #%d (line %d)", index+1, node.Line)
+	name := rulefiles.ItemName(node, "rule", index)
 	fail := func(format string, args ...any) (Rule, error) {
 		return Rule{}, fmt.Errorf("%s: %s: %w: %s", source, name, ErrInvalidRule, fmt.Sprintf(format, args...))
 	}
 	if node.Kind != yaml.MappingNode {
 		return fail("want a mapping of rule fields")
-	}
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		if k := node.Content[i]; k.Value == "id" && node.Content[i+1].Kind == yaml.ScalarNode {
-			name = "rule " + node.Content[i+1].Value
-		}
 	}
 	if err := checkKeys(node, "", ruleKeys); err != nil {
 		return fail("%v", err)

@@ -54,34 +54,16 @@ func ParseChecks(data []byte, source string) ([]Check, error) {
 	if err := dec.Decode(&file); err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", source, ErrInvalidCheck, err)
 	}
-	var checks []Check
-	var errs []error
-	for i := range file.Checks {
-		c, err := parseCheck(&file.Checks[i], source, i)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		checks = append(checks, c)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return checks, nil
+	return rulefiles.ParseItems(file.Checks, source, parseCheck)
 }
 
 func parseCheck(node *yaml.Node, source string, index int) (Check, error) {
-	name := fmt.Sprintf("check #%d (line %d)", index+1, node.Line)
+	name := rulefiles.ItemName(node, "check", index)
 	fail := func(format string, args ...any) (Check, error) {
 		return Check{}, fmt.Errorf("%s: %s: %w: %s", source, name, ErrInvalidCheck, fmt.Sprintf(format, args...))
 	}
 	if node.Kind != yaml.MappingNode {
 		return fail("want a mapping of check fields")
-	}
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		if k := node.Content[i]; k.Value == "id" && node.Content[i+1].Kind == yaml.ScalarNode {
-			name = "check " + node.Content[i+1].Value
-		}
 	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := node.Content[i].Value

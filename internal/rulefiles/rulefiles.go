@@ -12,6 +12,8 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Parse parses one file's content; source names the file in errors.
@@ -80,4 +82,38 @@ func ReadEmbedded[T any](fsys fs.FS, pattern, source string, parse Parse[T]) ([]
 		out = append(out, items...)
 	}
 	return out, nil
+}
+
+// ParseItems parses each node of a file's list with parse, reporting the
+// errors of all of them together.
+func ParseItems[T any](nodes []yaml.Node, source string, parse func(node *yaml.Node, source string, index int) (T, error)) ([]T, error) {
+	var (
+		out  []T
+		errs []error
+	)
+	for i := range nodes {
+		item, err := parse(&nodes[i], source, i)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, item)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// ItemName names the item a mapping node holds in errors: "<kind> <id>"
+// when it has an id, else "<kind> #<n> (line <l>)".
+func ItemName(node *yaml.Node, kind string, index int) string {
+	if node.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if k := node.Content[i]; k.Value == "id" && node.Content[i+1].Kind == yaml.ScalarNode {
+				return kind + " " + node.Content[i+1].Value
+			}
+		}
+	}
+	return fmt.Sprintf("%s #%d (line %d)", kind, index+1, node.Line)
 }

@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 // lines parses a file into its lines, failing on a line "bad".
@@ -71,5 +72,29 @@ func TestReadEmbedded(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"builtin:a.yaml", "builtin:b.yaml"}, sources); diff != "" {
 		t.Errorf("sources (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseItems(t *testing.T) {
+	var doc struct {
+		Items []yaml.Node `yaml:"items"`
+	}
+	if err := yaml.Unmarshal([]byte("items:\n  - id: a\n  - id: bad\n  - x: 1\n  - id: c\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	got, err := ParseItems(doc.Items, "f.yaml", func(n *yaml.Node, source string, i int) (string, error) {
+		name := ItemName(n, "rule", i)
+		names = append(names, name)
+		if name == "rule bad" || name == "rule #3 (line 4)" {
+			return "", errors.New(source + ": " + name)
+		}
+		return name, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "rule bad") || !strings.Contains(err.Error(), "rule #3 (line 4)") || got != nil {
+		t.Errorf("ParseItems = %v, %v; want both failures reported", got, err)
+	}
+	if diff := cmp.Diff([]string{"rule a", "rule bad", "rule #3 (line 4)", "rule c"}, names); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
 	}
 }
