@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -317,15 +316,8 @@ var builtinFS embed.FS
 const BuiltinSource = "builtin"
 
 var builtinRules = sync.OnceValues(func() ([]Rule, error) {
-	all, err := rulefiles.ReadEmbedded(builtinFS, "rules/*.yaml", BuiltinSource, ParseRules)
-	if err != nil {
-		return nil, err
-	}
-	for i := range all {
-		all[i].Source = BuiltinSource
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	return all, nil
+	return rulefiles.ReadEmbedded(builtinFS, "rules/*.yaml", BuiltinSource, ParseRules,
+		func(x *Rule, source string) { x.Source = source }, func(x Rule) string { return x.ID })
 })
 
 // Builtin returns the embedded default rules, sorted by id. The embedded

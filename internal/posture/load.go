@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -125,15 +124,8 @@ var builtinFS embed.FS
 const BuiltinSource = "builtin"
 
 var builtinChecks = sync.OnceValues(func() ([]Check, error) {
-	all, err := rulefiles.ReadEmbedded(builtinFS, "checks/*.yaml", BuiltinSource, ParseChecks)
-	if err != nil {
-		return nil, err
-	}
-	for i := range all {
-		all[i].Source = BuiltinSource
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	return all, nil
+	return rulefiles.ReadEmbedded(builtinFS, "checks/*.yaml", BuiltinSource, ParseChecks,
+		func(x *Check, source string) { x.Source = source }, func(x Check) string { return x.ID })
 })
 
 // Builtin returns the embedded catalogue, sorted by id. The embedded YAML is

@@ -62,9 +62,10 @@ func ReadDir[T any](dir, what string, parse Parse[T]) ([]T, error) {
 	return out, nil
 }
 
-// ReadEmbedded parses the files of fsys matching pattern, in name order,
-// each with source "<source>:<file name>".
-func ReadEmbedded[T any](fsys fs.FS, pattern, source string, parse Parse[T]) ([]T, error) {
+// ReadEmbedded parses the files of fsys matching pattern, each with source
+// "<source>:<file name>", marks every item as from source (mark), and
+// returns them sorted by id.
+func ReadEmbedded[T any](fsys fs.FS, pattern, source string, parse Parse[T], mark func(*T, string), id func(T) string) ([]T, error) {
 	files, err := fs.Glob(fsys, pattern)
 	if err != nil {
 		return nil, fmt.Errorf("listing embedded files %s: %w", pattern, err)
@@ -81,6 +82,10 @@ func ReadEmbedded[T any](fsys fs.FS, pattern, source string, parse Parse[T]) ([]
 		}
 		out = append(out, items...)
 	}
+	for i := range out {
+		mark(&out[i], source)
+	}
+	sort.Slice(out, func(i, j int) bool { return id(out[i]) < id(out[j]) })
 	return out, nil
 }
 

@@ -63,11 +63,11 @@ func TestReadEmbedded(t *testing.T) {
 	got, err := ReadEmbedded(fsys, "r/*.yaml", "builtin", func(data []byte, source string) ([]string, error) {
 		sources = append(sources, source)
 		return lines(data, source)
-	})
+	}, func(x *string, source string) { *x = source + "/" + *x }, func(x string) string { return x })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"a1", "a2", "b1"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"builtin/a1", "builtin/a2", "builtin/b1"}, got); diff != "" {
 		t.Errorf("ReadEmbedded (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"builtin:a.yaml", "builtin:b.yaml"}, sources); diff != "" {
