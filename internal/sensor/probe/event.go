@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -18,7 +19,51 @@ const (
 	Fork Kind = 2 // a new process was created
 	Exit Kind = 3 // a process ended
 	DNS  Kind = 4 // a process sent a UDP datagram to port 53
+	// Connect: a process opened an outbound TCP connection (its SYN left
+	// the host or went over loopback).
+	Connect Kind = 5
 )
+
+// FileType is what one of a process's standard file descriptors refers to
+// when it executes a program.
+type FileType uint8
+
+// The file types, numbered as enum file_type in bpf/sensor.bpf.c.
+const (
+	FileNone   FileType = 0 // not open, or not read
+	FileReg    FileType = 1 // a regular file
+	FilePipe   FileType = 2 // a pipe or FIFO
+	FileChar   FileType = 3 // a character device: a terminal, /dev/null
+	FileTCP    FileType = 4 // a TCP socket
+	FileUDP    FileType = 5 // a UDP socket
+	FileUnix   FileType = 6 // a Unix domain socket
+	FileSocket FileType = 7 // another kind of socket
+	FileOther  FileType = 8 // a directory, block device, anonymous inode …
+)
+
+func (f FileType) String() string {
+	switch f {
+	case FileNone:
+		return ""
+	case FileReg:
+		return "file"
+	case FilePipe:
+		return "pipe"
+	case FileChar:
+		return "char"
+	case FileTCP:
+		return "tcp"
+	case FileUDP:
+		return "udp"
+	case FileUnix:
+		return "unix"
+	case FileSocket:
+		return "socket"
+	case FileOther:
+		return "other"
+	}
+	return fmt.Sprintf("file(%d)", uint8(f))
+}
 
 func (k Kind) String() string {
 	switch k {
@@ -30,6 +75,8 @@ func (k Kind) String() string {
 		return "exit"
 	case DNS:
 		return "dns"
+	case Connect:
+		return "connect"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -60,6 +107,17 @@ type Event struct {
 	Drift bool
 	// DNS is the UDP payload of a DNS query, up to 256 bytes (DNS only).
 	DNS []byte
+	// Args are the program's arguments, argv[0] first (Exec only), cut
+	// at a size bound; ArgsTruncated says some were cut.
+	Args          []string
+	ArgsTruncated bool
+	// Stdin, Stdout and Stderr say what file descriptors 0, 1 and 2 refer
+	// to when the program starts (Exec only).
+	Stdin, Stdout, Stderr FileType
+	// Remote is the peer of the connection: for Connect its destination,
+	// for Exec the peer of the first of fd 0, 1, 2 that is a connected
+	// TCP or UDP socket (a reverse shell's listener).
+	Remote netip.AddrPort
 }
 
 // The layout of struct event in bpf/sensor.bpf.c.
