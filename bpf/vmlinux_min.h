@@ -30,6 +30,7 @@ typedef _Bool bool;
 #define false 0
 
 enum bpf_map_type {
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 /* Ring buffer flags and queries, from uapi/linux/bpf.h. */
@@ -85,11 +86,30 @@ struct css_set {
 	struct cgroup *dfl_cgrp;
 };
 
+/* arg_start and arg_end sit in an anonymous struct: CO-RE finds them. */
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+};
+
+struct file;
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
 	struct task_struct *real_parent;
 	char comm[16];
+	struct mm_struct *mm;
+	struct files_struct *files;
 	struct nsproxy *nsproxy;
 	struct css_set *cgroups;
 };
@@ -99,6 +119,7 @@ struct super_block {
 };
 
 struct inode {
+	unsigned short i_mode;
 	struct super_block *i_sb;
 };
 
@@ -112,6 +133,35 @@ struct ovl_inode {
 
 struct file {
 	struct inode *f_inode;
+	void *private_data;
+};
+
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
+};
+
+/*
+ * skc_daddr and skc_dport are members of anonymous unions in the kernel's
+ * struct; skc_v6_daddr exists only with CONFIG_IPV6 (checked with
+ * bpf_core_field_exists).
+ */
+struct sock_common {
+	__be32 skc_daddr;
+	__be16 skc_dport;
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+};
+
+/* sk_protocol is a u16 since Linux 5.6 (a bitfield before). */
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_protocol;
+};
+
+struct socket {
+	struct sock *sk;
 };
 
 struct linux_binprm {

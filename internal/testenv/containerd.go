@@ -6,12 +6,14 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -192,15 +194,221 @@ func (c *Containerd) Run(t testing.TB, ref, id string, args ...string) (string, 
 	defer cancel()
 	out, err := c.runCtr(ctx, append([]string{"run", "--rm",
 		"--runc-binary", c.runc, "--runc-root", c.runcRoot(),
-		// Under the namespace's cgroup, named after the daemon too, so that
-		// two daemons may run containers of the same id.
-		"--cgroup", "/" + ContainerdNamespace + "/" + filepath.Base(c.dir) + "-" + id,
+		"--cgroup", c.cgroupPath(id),
 		tag.String(), id}, args...)...)
 	if ctx.Err() != nil {
 		// ctr was killed before it could remove the container.
 		c.removeContainer(t, id)
 	}
 	return out, err
+}
+
+// ContainerOptions are the settings of a container Start runs.
+type ContainerOptions struct {
+	// Labels are set on the container, as the CRI plugin sets
+	// io.kubernetes.pod.name and the like.
+	Labels map[string]string
+	// Args is the command; empty runs the image's. It must keep running:
+	// Start waits for the task to be running.
+	Args []string
+}
+
+// RunningContainer is a container Start left running.
+type RunningContainer struct {
+	ID string
+	// PID is the host pid of the container's first process.
+	PID uint32
+	// Image is the image reference as containerd stores it (fully named).
+	Image string
+}
+
+// Start runs a container id from the image ref in the background, with
+// the cgroup and runc conventions of Run, and returns once its task is
+// running. The container is removed when t ends.
+func (c *Containerd) Start(t testing.TB, ref, id string, opts ContainerOptions) *RunningContainer {
+	t.Helper()
+	tag, err := containerdTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--detach",
+		"--runc-binary", c.runc, "--runc-root", c.runcRoot(),
+		"--cgroup", c.cgroupPath(id)}
+	labels := slices.Sorted(maps.Keys(opts.Labels))
+	for _, k := range labels {
+		args = append(args, "--label", k+"="+opts.Labels[k])
+	}
+	args = append(append(args, tag.String(), id), opts.Args...)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	t.Cleanup(func() { c.removeContainer(t, id) })
+	if _, err := c.runCtr(ctx, args...); err != nil {
+		t.Fatalf("starting container %s: %v", id, err)
+	}
+	for {
+		pid, status, err := c.task(ctx, id)
+		if err != nil {
+			t.Fatalf("container %s: %v", id, err)
+		}
+		switch status {
+		case "RUNNING":
+			return &RunningContainer{ID: id, PID: pid, Image: tag.String()}
+		case "STOPPED":
+			t.Fatalf("container %s exited at once (its command must keep running)", id)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("container %s: not running after a minute (status %q)", id, status)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// cgroupPath is the cgroup Run and Start put container id in: under the
+// namespace's cgroup, named after the daemon too, so that two daemons may
+// run containers of the same id.
+func (c *Containerd) cgroupPath(id string) string {
+	return "/" + ContainerdNamespace + "/" + filepath.Base(c.dir) + "-" + id
+}
+
+// task returns the host pid and status of container id's task, from ctr
+// tasks list.
+func (c *Containerd) task(ctx context.Context, id string) (uint32, string, error) {
+	out, err := c.runCtr(ctx, "tasks", "list")
+	if err != nil {
+		return 0, "", err
+	}
+	for line := range strings.Lines(out) {
+		// TASK PID STATUS
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == id {
+			pid, err := strconv.ParseUint(f[1], 10, 32)
+			if err != nil {
+				return 0, "", fmt.Errorf("ctr tasks list: pid of %s: %w", id, err)
+			}
+			return uint32(pid), f[2], nil
+		}
+	}
+	return 0, "", fmt.Errorf("ctr tasks list: no task %s in %q", id, out)
+}
+
+var execIDs atomic.Uint64
+
+// Exec runs args in the running container id and returns what it wrote
+// to standard output. The error includes standard error; it is not nil
+// when the command exits non-zero or runs longer than a minute.
+func (c *Containerd) Exec(t testing.TB, id string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	return c.runCtr(ctx, append([]string{"tasks", "exec", "--exec-id", fmt.Sprintf("exec-%d", execIDs.Add(1)), id}, args...)...)
+}
+
+// ExecDetached starts args in the running container id without waiting
+// for it and returns its host pid. args must start exactly one process
+// that keeps running (such as "sleep 300"): the pid is the one process new
+// in the container.
+func (c *Containerd) ExecDetached(t testing.TB, id string, args ...string) uint32 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	before, err := c.processes(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.runCtr(ctx, append([]string{"tasks", "exec", "--detach", "--exec-id", fmt.Sprintf("exec-%d", execIDs.Add(1)), id}, args...)...); err != nil {
+		t.Fatalf("exec in container %s: %v", id, err)
+	}
+	for {
+		after, err := c.processes(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var added []uint32
+		for _, p := range after {
+			if !slices.Contains(before, p) {
+				added = append(added, p)
+			}
+		}
+		switch {
+		case len(added) == 1:
+			return added[0]
+		case len(added) > 1:
+			t.Fatalf("exec %v in container %s started %d processes (%v), want one", args, id, len(added), added)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("exec %v in container %s: no new process after a minute", args, id)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Processes returns the host pids of the processes in container id.
+func (c *Containerd) Processes(t testing.TB, id string) []uint32 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	pids, err := c.processes(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
+}
+
+func (c *Containerd) processes(ctx context.Context, id string) ([]uint32, error) {
+	out, err := c.runCtr(ctx, "tasks", "ps", id)
+	if err != nil {
+		return nil, err
+	}
+	var pids []uint32
+	for line := range strings.Lines(out) {
+		// PID INFO
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == "PID" {
+			continue
+		}
+		pid, err := strconv.ParseUint(f[0], 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("ctr tasks ps %s: line %q: %w", id, strings.TrimSpace(line), err)
+		}
+		pids = append(pids, uint32(pid))
+	}
+	return pids, nil
+}
+
+// Remove kills container id's task, if any, and deletes the container.
+func (c *Containerd) Remove(t testing.TB, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.deleteContainer(ctx, id); err != nil {
+		t.Fatalf("removing container %s: %v", id, err)
+	}
+}
+
+// ImageDigest returns the manifest digest ("sha256:…") containerd
+// records for the imported image ref.
+func (c *Containerd) ImageDigest(t testing.TB, ref string) string {
+	t.Helper()
+	tag, err := containerdTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := c.runCtr(ctx, "images", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(out) {
+		// REF TYPE DIGEST SIZE PLATFORMS LABELS
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == tag.String() {
+			return f[2]
+		}
+	}
+	t.Fatalf("image %s not in containerd's list:\n%s", tag, out)
+	return ""
 }
 
 // containerdTag parses ref and names it fully, as containerd stores it.
@@ -241,11 +449,16 @@ func (c *Containerd) removeContainers(t testing.TB) {
 func (c *Containerd) removeContainer(t testing.TB, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Fails when the container has no task, which is fine.
-	_, _ = c.runCtr(ctx, "tasks", "delete", "--force", id)
-	if _, err := c.runCtr(ctx, "containers", "delete", id); err != nil {
+	if err := c.deleteContainer(ctx, id); err != nil && !strings.Contains(err.Error(), "not found") {
 		t.Logf("removing container %s: %v", id, err)
 	}
+}
+
+func (c *Containerd) deleteContainer(ctx context.Context, id string) error {
+	// Fails when the container has no task, which is fine.
+	_, _ = c.runCtr(ctx, "tasks", "delete", "--force", id)
+	_, err := c.runCtr(ctx, "containers", "delete", id)
+	return err
 }
 
 // runCtr runs ctr against the daemon in ContainerdNamespace and returns its

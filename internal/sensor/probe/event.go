@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,8 +20,8 @@ const (
 	Fork Kind = 2 // a new process was created
 	Exit Kind = 3 // a process ended
 	DNS  Kind = 4 // a process sent a UDP datagram to port 53
-	// Connect: a process opened an outbound TCP connection (its SYN left
-	// the host or went over loopback).
+	// Connect: a process started an outbound TCP connection (connect()
+	// put its socket in SYN_SENT), whether or not it was then accepted.
 	Connect Kind = 5
 )
 
@@ -120,26 +121,52 @@ type Event struct {
 	Remote netip.AddrPort
 }
 
-// The layout of struct event in bpf/sensor.bpf.c.
+// The layout of the records bpf/sensor.bpf.c writes: every record starts
+// with struct event (headerSize bytes, all a fork, exit or connect record
+// has); exec and DNS records append a data area. The C asserts the same
+// offsets (LAYOUT and SIZE), and TestLayoutMatchesC compares the two.
 const (
-	offKind     = 0
-	offDrift    = 1
-	offDataLen  = 2
-	offPID      = 4
-	offTGID     = 8
-	offPPID     = 12
-	offUID      = 16
-	offMntNS    = 20
-	offNetNS    = 24
-	offTime     = 32
-	offCgroupID = 40
-	offComm     = 48
-	offCgroup   = offComm + commLen
-	offData     = offCgroup + cgroupLen
-	commLen     = 16
-	cgroupLen   = 64
-	dataLen     = 256
-	eventSize   = offData + dataLen
+	offKind         = 0
+	offFlags        = 1
+	offDataLen      = 2
+	offPID          = 4
+	offTGID         = 8
+	offPPID         = 12
+	offUID          = 16
+	offMntNS        = 20
+	offNetNS        = 24
+	offStdio        = 28
+	offRemoteFamily = 31
+	offTime         = 32
+	offCgroupID     = 40
+	offComm         = 48
+	offCgroup       = offComm + commLen
+	offRemoteAddr   = offCgroup + cgroupLen
+	offRemotePort   = offRemoteAddr + 16
+	headerSize      = offRemotePort + 8
+	offData         = headerSize
+	commLen         = 16
+	cgroupLen       = 64
+	// filenameLen bounds an exec's filename with its NUL; argsLen its
+	// argument block.
+	filenameLen   = 256
+	argsLen       = 1024
+	dnsLen        = 256
+	execEventSize = headerSize + filenameLen + argsLen
+	dnsEventSize  = headerSize + dnsLen
+)
+
+// Flags of struct event, enum event_flag in bpf/sensor.bpf.c.
+const (
+	flagDrift         = 1
+	flagArgsTruncated = 2
+	knownFlags        = flagDrift | flagArgsTruncated
+)
+
+// Address families of struct event's remote_family, from linux/socket.h.
+const (
+	afInet  = 2
+	afInet6 = 10
 )
 
 // ErrMalformed marks a ring buffer record that is not a valid event.
@@ -147,10 +174,11 @@ var ErrMalformed = errors.New("malformed sensor event")
 
 // Decode parses one ring buffer record. Records come from the kernel in
 // host byte order; anything that does not match the layout written by
-// bpf/sensor.bpf.c is an error wrapping ErrMalformed.
+// bpf/sensor.bpf.c is an error wrapping ErrMalformed. The argument block
+// is user memory and is only split, never trusted to be well formed.
 func Decode(raw []byte) (Event, error) {
-	if len(raw) != eventSize {
-		return Event{}, fmt.Errorf("%w: %d bytes, want %d", ErrMalformed, len(raw), eventSize)
+	if len(raw) < headerSize {
+		return Event{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(raw), headerSize)
 	}
 	ne := binary.NativeEndian
 	e := Event{
@@ -165,30 +193,43 @@ func Decode(raw []byte) (Event, error) {
 		Comm:     cString(raw[offComm : offComm+commLen]),
 		Cgroup:   cString(raw[offCgroup : offCgroup+cgroupLen]),
 	}
-	if e.Kind < Exec || e.Kind > DNS {
+	want, bound := headerSize, 0 // record size, data area bound
+	switch e.Kind {
+	case Exec:
+		want, bound = execEventSize, filenameLen+argsLen
+	case DNS:
+		want, bound = dnsEventSize, dnsLen
+	case Fork, Exit, Connect:
+	default:
 		return Event{}, fmt.Errorf("%w: unknown kind %d", ErrMalformed, raw[offKind])
 	}
-	switch raw[offDrift] {
-	case 0:
-	case 1:
-		e.Drift = true
-	default:
-		return Event{}, fmt.Errorf("%w: drift flag %d", ErrMalformed, raw[offDrift])
+	if len(raw) != want {
+		return Event{}, fmt.Errorf("%w: %s record of %d bytes, want %d", ErrMalformed, e.Kind, len(raw), want)
 	}
-	if e.Drift && e.Kind != Exec {
-		return Event{}, fmt.Errorf("%w: drift flag on a %s event", ErrMalformed, e.Kind)
+	flags := raw[offFlags]
+	if flags&^knownFlags != 0 || flags != 0 && e.Kind != Exec {
+		return Event{}, fmt.Errorf("%w: flags %#x on a %s event", ErrMalformed, flags, e.Kind)
 	}
+	e.Drift = flags&flagDrift != 0
+	e.ArgsTruncated = flags&flagArgsTruncated != 0
 	n := int(ne.Uint16(raw[offDataLen:]))
-	data := raw[offData : offData+dataLen]
-	switch {
-	case n > dataLen:
-		return Event{}, fmt.Errorf("%w: data length %d exceeds %d", ErrMalformed, n, dataLen)
-	case e.Kind == DNS:
-		e.DNS = bytes.Clone(data[:n])
-	case n != 0:
-		return Event{}, fmt.Errorf("%w: data length %d on a %s event", ErrMalformed, n, e.Kind)
-	case e.Kind == Exec:
-		e.Filename = cString(data)
+	if n > bound {
+		return Event{}, fmt.Errorf("%w: data length %d exceeds %d on a %s event", ErrMalformed, n, bound, e.Kind)
+	}
+	data := raw[offData : offData+n]
+	switch e.Kind {
+	case Exec:
+		if err := decodeExec(&e, data); err != nil {
+			return Event{}, err
+		}
+	case DNS:
+		e.DNS = bytes.Clone(data)
+	}
+	if err := decodeStdio(&e, raw[offStdio:offStdio+3]); err != nil {
+		return Event{}, err
+	}
+	if err := decodeRemote(&e, raw); err != nil {
+		return Event{}, err
 	}
 	ts := ne.Uint64(raw[offTime:])
 	if ts > 1<<63-1 {
@@ -196,6 +237,79 @@ func Decode(raw []byte) (Event, error) {
 	}
 	e.Time = time.Unix(0, int64(ts)).Add(monotonicOffset())
 	return e, nil
+}
+
+// decodeExec splits an exec's data area: the filename and its NUL, then
+// the NUL-separated arguments. A final argument without a NUL is one cut at
+// the bound (or rewritten by a racing process) and is kept as it is.
+func decodeExec(e *Event, data []byte) error {
+	i := bytes.IndexByte(data, 0)
+	if i < 0 || i >= filenameLen {
+		return fmt.Errorf("%w: exec filename not NUL-terminated within %d bytes", ErrMalformed, filenameLen)
+	}
+	args := data[i+1:]
+	if len(args) > argsLen {
+		return fmt.Errorf("%w: exec arguments of %d bytes exceed %d", ErrMalformed, len(args), argsLen)
+	}
+	// One string for the whole area; the filename and arguments share it.
+	all := string(data)
+	e.Filename = all[:i]
+	if len(args) == 0 {
+		return nil
+	}
+	rest := strings.TrimSuffix(all[i+1:], "\x00")
+	e.Args = make([]string, 0, strings.Count(rest, "\x00")+1)
+	for a := range strings.SplitSeq(rest, "\x00") {
+		e.Args = append(e.Args, a)
+	}
+	return nil
+}
+
+// decodeStdio reads the file types of descriptors 0, 1 and 2 (exec only).
+func decodeStdio(e *Event, b []byte) error {
+	types := [3]*FileType{&e.Stdin, &e.Stdout, &e.Stderr}
+	for i, t := range b {
+		if t > uint8(FileOther) || t != 0 && e.Kind != Exec {
+			return fmt.Errorf("%w: file type %d of fd %d on a %s event", ErrMalformed, t, i, e.Kind)
+		}
+		*types[i] = FileType(t)
+	}
+	return nil
+}
+
+// decodeRemote reads the peer address (exec and connect; required on
+// connect). A v4-mapped IPv6 peer is unmapped: it is an IPv4 connection.
+func decodeRemote(e *Event, raw []byte) error {
+	addr := raw[offRemoteAddr : offRemoteAddr+16]
+	port := binary.NativeEndian.Uint16(raw[offRemotePort:])
+	switch fam := raw[offRemoteFamily]; {
+	case fam == 0:
+		if e.Kind == Connect || port != 0 || !allZero(addr) {
+			return fmt.Errorf("%w: %s event without a remote address family", ErrMalformed, e.Kind)
+		}
+		return nil
+	case e.Kind != Exec && e.Kind != Connect:
+		return fmt.Errorf("%w: remote address on a %s event", ErrMalformed, e.Kind)
+	case fam == afInet:
+		if !allZero(addr[4:]) {
+			return fmt.Errorf("%w: IPv4 remote address with trailing bytes", ErrMalformed)
+		}
+		e.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(addr)), port)
+	case fam == afInet6:
+		e.Remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(addr)).Unmap(), port)
+	default:
+		return fmt.Errorf("%w: remote address family %d", ErrMalformed, fam)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // cString returns b up to its first NUL, or all of b if it has none.

@@ -12,5 +12,7 @@ type Options struct {
 	RingSize int
 }
 
-// DefaultRingSize holds about 680 events.
-const DefaultRingSize = 256 << 10
+// DefaultRingSize holds about 600 short-lived processes (an exec record
+// takes 1,440 bytes of the ring, a fork or exit 160), a burst of a few
+// hundred milliseconds on a busy node.
+const DefaultRingSize = 1 << 20

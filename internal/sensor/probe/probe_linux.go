@@ -26,12 +26,14 @@ var hooks = []hook{
 	{"tp_btf/sched_process_fork", "sensor_fork"},
 	{"tp_btf/sched_process_exit", "sensor_exit"},
 	{"tp_btf/net_dev_queue", "sensor_dns"},
+	{"tp_btf/inet_sock_set_state", "sensor_connect"},
 }
 
 // Probe is the loaded and attached sensor. Read is not safe for concurrent
 // use; Close may be called from any goroutine.
 type Probe struct {
 	events *ebpf.Map
+	drops  *ebpf.Map // per-CPU count of failed ring buffer reservations
 	reader *ringbuf.Reader
 	progs  map[string]*ebpf.Program // by hook name
 	links  []link.Link
@@ -60,16 +62,23 @@ func Open(o Options) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded sensor object failed: %w", err)
 	}
-	ms := spec.Maps["events"].Copy()
-	ms.MaxEntries = uint32(size)
-	events, err := ebpf.NewMap(ms)
+	// Set on the spec itself: each program's copy must match the map
+	// that replaces its own.
+	spec.Maps["events"].MaxEntries = uint32(size)
+	events, err := ebpf.NewMap(spec.Maps["events"])
 	if err != nil {
 		return nil, fmt.Errorf("creating the events ring buffer failed: %w", permissionHint(err))
 	}
-	p := &Probe{events: events, progs: map[string]*ebpf.Program{}}
+	drops, err := ebpf.NewMap(spec.Maps["drops"])
+	if err != nil {
+		events.Close()
+		return nil, fmt.Errorf("creating the drop counter map failed: %w", permissionHint(err))
+	}
+	p := &Probe{events: events, drops: drops, progs: map[string]*ebpf.Program{}}
+	shared := map[string]*ebpf.Map{"events": events, "drops": drops}
 	var failed []error
 	for _, h := range hooks {
-		prog, l, err := attach(spec, events, h)
+		prog, l, err := attach(spec, shared, h)
 		if err != nil {
 			log.Warn("sensor hook unavailable", "hook", h.name, "err", err)
 			failed = append(failed, err)
@@ -92,8 +101,9 @@ func Open(o Options) (*Probe, error) {
 	return p, nil
 }
 
-// attach loads h's program alone, sharing the events map, and attaches it.
-func attach(spec *ebpf.CollectionSpec, events *ebpf.Map, h hook) (*ebpf.Program, link.Link, error) {
+// attach loads h's program alone, sharing the maps all programs write,
+// and attaches it.
+func attach(spec *ebpf.CollectionSpec, shared map[string]*ebpf.Map, h hook) (*ebpf.Program, link.Link, error) {
 	ps, ok := spec.Programs[h.prog]
 	if !ok {
 		return nil, nil, fmt.Errorf("program %s for %s missing from the sensor object", h.prog, h.name)
@@ -101,7 +111,7 @@ func attach(spec *ebpf.CollectionSpec, events *ebpf.Map, h hook) (*ebpf.Program,
 	one := spec.Copy()
 	one.Programs = map[string]*ebpf.ProgramSpec{h.prog: ps.Copy()}
 	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{
-		MapReplacements: map[string]*ebpf.Map{"events": events},
+		MapReplacements: shared,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading %s failed: %w", h.name, err)
@@ -156,6 +166,20 @@ func (p *Probe) Read(ctx context.Context) (Event, error) {
 	}
 }
 
+// Drops returns how many events the programs lost because the ring buffer
+// was full, since Open: the reader fell behind.
+func (p *Probe) Drops() (uint64, error) {
+	var perCPU []uint64
+	if err := p.drops.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("reading the sensor's drop counter failed: %w", err)
+	}
+	var n uint64
+	for _, c := range perCPU {
+		n += c
+	}
+	return n, nil
+}
+
 // Close detaches and unloads the programs and frees the ring buffer.
 func (p *Probe) Close() error {
 	if p.events == nil {
@@ -171,7 +195,7 @@ func (p *Probe) Close() error {
 	for _, prog := range p.progs {
 		errs = append(errs, prog.Close())
 	}
-	errs = append(errs, p.events.Close())
-	p.links, p.progs, p.events = nil, nil, nil
+	errs = append(errs, p.events.Close(), p.drops.Close())
+	p.links, p.progs, p.events, p.drops = nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/bulwarkhq/bulwark/internal/testenv"
@@ -113,7 +115,7 @@ func run(t *testing.T, path string) int {
 
 func TestOpenAttachesAllHooks(t *testing.T) {
 	p, _ := openProbe(t)
-	want := []string{"tp_btf/sched_process_exec", "tp_btf/sched_process_fork", "tp_btf/sched_process_exit", "tp_btf/net_dev_queue"}
+	want := []string{"tp_btf/sched_process_exec", "tp_btf/sched_process_fork", "tp_btf/sched_process_exit", "tp_btf/net_dev_queue", "tp_btf/inet_sock_set_state"}
 	if got := p.Hooks(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Hooks() = %v, want %v", got, want)
 	}
@@ -376,7 +378,8 @@ func dnsQuery(id uint16, name string) []byte {
 }
 
 // TestProgramRunTime logs the kernel's accounting of the programs' run time
-// per event (bpf_stats), the sensor's overhead on each exec, fork and exit.
+// per event (bpf_stats), the sensor's overhead on each exec, fork, exit,
+// packet and TCP state change.
 func TestProgramRunTime(t *testing.T) {
 	p, _ := openProbe(t)
 	// The same as sysctl kernel.bpf_stats_enabled=1, for as long as the
@@ -401,6 +404,18 @@ func TestProgramRunTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 200 {
+		conn, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	}
 	for _, h := range p.Hooks() {
 		s, err := p.progs[h].Stats()
 		if err != nil {
@@ -412,4 +427,223 @@ func TestProgramRunTime(t *testing.T) {
 		}
 		t.Logf("%-28s runs %7d  %6d ns/run", h, s.RunCount, s.Runtime.Nanoseconds()/int64(s.RunCount))
 	}
+}
+
+func TestExecArgs(t *testing.T) {
+	_, ch := openProbe(t)
+	long := make([]string, 40)
+	for i := range long {
+		long[i] = fmt.Sprintf("%02d-%s", i, strings.Repeat("a", 40))
+	}
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		truncated bool
+	}{
+		{"several", []string{"first", "with space", "", "ünïcode", "--flag=x"}, false},
+		{"beyond the bound", long, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/true", tc.args...)
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("running /bin/true: %v", err)
+			}
+			e := waitFor(t, ch, "exec", func(e Event) bool { return e.Kind == Exec && e.TGID == uint32(cmd.Process.Pid) })
+			want := append([]string{"/bin/true"}, tc.args...)
+			if e.ArgsTruncated != tc.truncated {
+				t.Errorf("ArgsTruncated = %v, want %v", e.ArgsTruncated, tc.truncated)
+			}
+			if !tc.truncated {
+				if diff := cmp.Diff(want, e.Args); diff != "" {
+					t.Errorf("Args (-want +got):\n%s", diff)
+				}
+				return
+			}
+			// Cut at the bound: a prefix of the argument block, the
+			// last argument possibly partial.
+			block := strings.Join(want, "\x00") + "\x00"
+			got := strings.Join(e.Args, "\x00")
+			if len(got) != argsLen || !strings.HasPrefix(block, got) {
+				t.Errorf("Args %q (%d bytes joined): want the first %d bytes of %q", e.Args, len(got), argsLen, block)
+			}
+		})
+	}
+}
+
+// TestStdio starts children with file descriptors 0, 1 and 2 on sockets,
+// pipes, files and devices, the way a reverse shell has them on a TCP
+// connection to its listener.
+func TestStdio(t *testing.T) {
+	_, ch := openProbe(t)
+	dir := t.TempDir()
+	regular, err := os.Create(filepath.Join(dir, "input"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer regular.Close()
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unixA, unixB := os.NewFile(uintptr(pair[0]), "unix-a"), os.NewFile(uintptr(pair[1]), "unix-b")
+	defer unixA.Close()
+	defer unixB.Close()
+
+	for _, tc := range []struct {
+		name    string
+		network string // of the connected socket on fd 0 and 1; none when ""
+		addr    string
+		stderr  *os.File
+		want    [3]FileType
+	}{
+		{"tcp4", "tcp", "127.0.0.1:0", pw, [3]FileType{FileTCP, FileTCP, FilePipe}},
+		{"tcp6", "tcp", "[::1]:0", unixA, [3]FileType{FileTCP, FileTCP, FileUnix}},
+		{"udp4", "udp", "127.0.0.1:0", devNull, [3]FileType{FileUDP, FileUDP, FileChar}},
+		{"files", "", "", devNull, [3]FileType{FileReg, FilePipe, FileChar}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/true")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = regular, pw, tc.stderr
+			var remote netip.AddrPort
+			if tc.network != "" {
+				sock, peer := connectedSocket(t, tc.network, tc.addr)
+				cmd.Stdin, cmd.Stdout, remote = sock, sock, peer
+			}
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("running /bin/true: %v", err)
+			}
+			e := waitFor(t, ch, "exec", func(e Event) bool { return e.Kind == Exec && e.TGID == uint32(cmd.Process.Pid) })
+			if got := [3]FileType{e.Stdin, e.Stdout, e.Stderr}; got != tc.want || e.Remote != remote {
+				t.Errorf("stdio %v remote %v, want %v and %v", got, e.Remote, tc.want, remote)
+			}
+		})
+	}
+}
+
+// connectedSocket returns a socket file connected to a listener (for TCP)
+// or a bound socket (for UDP) on addr, and that peer's address.
+func connectedSocket(t *testing.T, network, addr string) (*os.File, netip.AddrPort) {
+	t.Helper()
+	var peer net.Addr
+	if network == "udp" {
+		l, err := net.ListenPacket(network, addr)
+		if err != nil {
+			testenv.Missing(t, "listening on %s: %v", addr, err)
+		}
+		t.Cleanup(func() { l.Close() })
+		peer = l.LocalAddr()
+	} else {
+		l, err := net.Listen(network, addr)
+		if err != nil {
+			testenv.Missing(t, "listening on %s: %v", addr, err)
+		}
+		t.Cleanup(func() { l.Close() })
+		peer = l.Addr()
+	}
+	c, err := net.Dial(network, peer.String())
+	if err != nil {
+		t.Fatalf("dialing %s: %v", peer, err)
+	}
+	defer c.Close()
+	f, err := c.(interface{ File() (*os.File, error) }).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, netip.MustParseAddrPort(peer.String())
+}
+
+func TestConnect(t *testing.T) {
+	_, ch := openProbe(t)
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				testenv.Missing(t, "listening on %s: %v", addr, err)
+			}
+			defer l.Close()
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatalf("dialing %s: %v", l.Addr(), err)
+			}
+			defer c.Close()
+			local := netip.MustParseAddrPort(c.LocalAddr().String())
+			remote := netip.MustParseAddrPort(l.Addr().String())
+			e := waitFor(t, ch, "connect", func(e Event) bool { return e.Kind == Connect && e.Remote == remote })
+			if e.TGID != uint32(os.Getpid()) || e.NetNS == 0 || e.CgroupID == 0 {
+				t.Errorf("connect event %+v from %v: want process %d with namespace and cgroup set", e, local, os.Getpid())
+			}
+		})
+	}
+	t.Run("child", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		port := l.Addr().(*net.TCPAddr).Port
+		// bash's /dev/tcp connects from the shell process itself.
+		bash, err := exec.LookPath("bash")
+		if err != nil {
+			testenv.Missing(t, "bash: %v", err)
+		}
+		cmd := exec.Command(bash, "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d", port))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("connecting from bash: %v: %s", err, out)
+		}
+		e := waitFor(t, ch, "connect", func(e Event) bool { return e.Kind == Connect && e.TGID == uint32(cmd.Process.Pid) })
+		if want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)); e.Remote != want || e.Comm != "bash" {
+			t.Errorf("connect event %+v: want comm bash and remote %v", e, want)
+		}
+	})
+}
+
+// TestDrops fills a one-page ring that nobody reads and checks that the
+// lost events are counted, and that reading goes on afterwards.
+func TestDrops(t *testing.T) {
+	testenv.Integration(t)
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the eBPF sensor needs root")
+	}
+	p, err := Open(Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), RingSize: os.Getpagesize()})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer p.Close()
+	// Other processes' events may fill the ring from the start.
+	before, err := p.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At most two of the runs' 1,440-byte exec records fit a 4 KiB ring
+	// that is never read, so at least 18 are counted.
+	const runs = 20
+	for range runs {
+		run(t, "/bin/true")
+	}
+	after, err := p.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fit := os.Getpagesize() / execEventSize; after-before < uint64(runs-fit) {
+		t.Errorf("Drops() went from %d to %d over %d processes into a %d-byte ring, want at least %d more",
+			before, after, runs, os.Getpagesize(), runs-fit)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.Read(ctx); err != nil {
+		t.Errorf("Read after drops: %v", err)
+	}
+	t.Logf("%d events dropped", after)
 }

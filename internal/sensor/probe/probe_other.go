@@ -22,5 +22,8 @@ func (p *Probe) Hooks() []string { return nil }
 // Read fails with errors.ErrUnsupported.
 func (p *Probe) Read(context.Context) (Event, error) { return Event{}, errors.ErrUnsupported }
 
+// Drops fails with errors.ErrUnsupported.
+func (p *Probe) Drops() (uint64, error) { return 0, errors.ErrUnsupported }
+
 // Close does nothing.
 func (p *Probe) Close() error { return nil }

@@ -16,11 +16,13 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sensorMapEvents      = "events"
-	sensorProgSensorDns  = "sensor_dns"
-	sensorProgSensorExec = "sensor_exec"
-	sensorProgSensorExit = "sensor_exit"
-	sensorProgSensorFork = "sensor_fork"
+	sensorMapDrops          = "drops"
+	sensorMapEvents         = "events"
+	sensorProgSensorConnect = "sensor_connect"
+	sensorProgSensorDns     = "sensor_dns"
+	sensorProgSensorExec    = "sensor_exec"
+	sensorProgSensorExit    = "sensor_exit"
+	sensorProgSensorFork    = "sensor_fork"
 )
 
 // loadSensor returns the embedded CollectionSpec for sensor.
@@ -65,16 +67,18 @@ type sensorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorProgramSpecs struct {
-	SensorDns  *ebpf.ProgramSpec `ebpf:"sensor_dns"`
-	SensorExec *ebpf.ProgramSpec `ebpf:"sensor_exec"`
-	SensorExit *ebpf.ProgramSpec `ebpf:"sensor_exit"`
-	SensorFork *ebpf.ProgramSpec `ebpf:"sensor_fork"`
+	SensorConnect *ebpf.ProgramSpec `ebpf:"sensor_connect"`
+	SensorDns     *ebpf.ProgramSpec `ebpf:"sensor_dns"`
+	SensorExec    *ebpf.ProgramSpec `ebpf:"sensor_exec"`
+	SensorExit    *ebpf.ProgramSpec `ebpf:"sensor_exit"`
+	SensorFork    *ebpf.ProgramSpec `ebpf:"sensor_fork"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	Drops  *ebpf.MapSpec `ebpf:"drops"`
 	Events *ebpf.MapSpec `ebpf:"events"`
 }
 
@@ -104,11 +108,13 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	Drops  *ebpf.Map `ebpf:"drops"`
 	Events *ebpf.Map `ebpf:"events"`
 }
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.Drops,
 		m.Events,
 	)
 }
@@ -123,14 +129,16 @@ type sensorVariables struct {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorPrograms struct {
-	SensorDns  *ebpf.Program `ebpf:"sensor_dns"`
-	SensorExec *ebpf.Program `ebpf:"sensor_exec"`
-	SensorExit *ebpf.Program `ebpf:"sensor_exit"`
-	SensorFork *ebpf.Program `ebpf:"sensor_fork"`
+	SensorConnect *ebpf.Program `ebpf:"sensor_connect"`
+	SensorDns     *ebpf.Program `ebpf:"sensor_dns"`
+	SensorExec    *ebpf.Program `ebpf:"sensor_exec"`
+	SensorExit    *ebpf.Program `ebpf:"sensor_exit"`
+	SensorFork    *ebpf.Program `ebpf:"sensor_fork"`
 }
 
 func (p *sensorPrograms) Close() error {
 	return _SensorClose(
+		p.SensorConnect,
 		p.SensorDns,
 		p.SensorExec,
 		p.SensorExit,

@@ -138,6 +138,10 @@ type DNSQuery struct {
 	Type string `json:"type"`
 	// Server is the resolver it was sent to, "IP:port", if known.
 	Server string `json:"server,omitempty"`
+	// Truncated says the sensor saw only the start of the question (it
+	// copies a bounded prefix of each datagram): Name holds the labels
+	// read, Type may be empty. Long names are what DNS tunnelling sends.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // ErrInvalid is wrapped by every error about a malformed batch or event.

@@ -1,0 +1,34 @@
+//go:build !linux
+
+package fallback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bulwarkhq/bulwark/internal/sensor/probe"
+)
+
+// Source is the fallback event source; it exists only on Linux.
+type Source struct{}
+
+// Open fails with errors.ErrUnsupported: the proc connector and fanotify
+// are Linux interfaces.
+func Open(Options) (*Source, error) {
+	return nil, fmt.Errorf("the fallback sensor needs Linux: %w", errors.ErrUnsupported)
+}
+
+// Hooks returns nothing: nothing attaches outside Linux.
+func (s *Source) Hooks() []string { return nil }
+
+// Read fails with errors.ErrUnsupported.
+func (s *Source) Read(context.Context) (probe.Event, error) {
+	return probe.Event{}, errors.ErrUnsupported
+}
+
+// Drops fails with errors.ErrUnsupported.
+func (s *Source) Drops() (uint64, error) { return 0, errors.ErrUnsupported }
+
+// Close does nothing.
+func (s *Source) Close() error { return nil }
