@@ -8,9 +8,10 @@
 //     (bounded to 1 KiB like the probe's), comm, real uid, parent, cgroup,
 //     mount and network namespaces, and what standard descriptors 0-2 are
 //     (sockets looked up in the process's /proc/<pid>/net/* tables, with the
-//     peer of the first connected TCP or UDP one). A process that is gone
-//     before /proc is read yields the fields read so far; the stream never
-//     fails for it. Netlink overruns (ENOBUFS) count as Drops.
+//     peer of the first connected TCP or UDP one). A process that exits
+//     before /proc is read yields the fields read so far, the rest left
+//     zero; the stream never fails for it, and Incomplete counts such
+//     forks and execs. Netlink overruns (ENOBUFS) count as Drops.
 //   - fanotify (FAN_CLASS_NOTIF, FAN_OPEN_EXEC) with a filesystem mark on
 //     every overlayfs container root: it sees each file opened for
 //     execution, which, unlike the exec tracepoint, includes a script run
@@ -42,7 +43,10 @@
 // interpreter).
 //
 // Not available without BPF: DNS and Connect events (nothing here sees
-// packets or socket calls), the exact path an exec was called with, and
+// packets or socket calls), the exact path an exec was called with, the
+// arguments of an exec followed by another before it is read (the
+// process then shows the later program's arguments, and its executable
+// when fanotify did not see the first), and
 // the events of processes that exit before /proc is read beyond what the
 // proc connector itself carries. Hooks names what is active:
 // "netlink/proc_connector" and, where fanotify is permitted,

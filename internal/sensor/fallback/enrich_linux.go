@@ -29,6 +29,7 @@ type procfs struct {
 
 // Bounds of the /proc files read.
 const (
+	maxStatBytes      = 4 << 10
 	maxStatusBytes    = 4 << 10
 	maxCgroupBytes    = 16 << 10
 	maxMountinfoBytes = 4 << 20
@@ -69,29 +70,71 @@ type task struct {
 	cgroupID     uint64
 	cgroup       string
 	mntNS, netNS uint32
+	// cgroupFromV1 says cgroup is the v1 memory controller's, which an
+	// exiting process no longer shows.
+	cgroupFromV1 bool
 }
 
 func (t task) fill(e *probe.Event) {
 	e.Comm, e.UID, e.CgroupID, e.Cgroup, e.MntNS, e.NetNS = t.comm, t.uid, t.cgroupID, t.cgroup, t.mntNS, t.netNS
 }
 
+// gaps names the fields of one fork or exec that /proc did not yield. A
+// process that exits while it is read loses its memory (executable,
+// arguments), descriptors and namespaces, and on cgroup v1 hierarchies
+// shows the root cgroup; the sensor cannot wait for a process, so what is
+// gone stays zero and the event is counted as incomplete.
+type gaps uint8
+
+const (
+	gapExited gaps = 1 << iota // exiting or gone by the end of the reads
+	gapComm
+	gapStatus // uid and parent
+	gapCgroup
+	gapNamespaces
+	gapFilename
+	gapArgs
+)
+
+var gapNames = []string{"exited", "comm", "status", "cgroup", "namespaces", "filename", "args"}
+
+// String lists the gaps for the log, "" for none.
+func (g gaps) String() string {
+	var names []string
+	for i, n := range gapNames {
+		if g&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
 func pidDir(pid uint32) string { return "/proc/" + strconv.FormatUint(uint64(pid), 10) }
 
 // task reads the fields every event carries: comm, real uid, parent (when
-// e has none), cgroup and namespaces.
-func (p *procfs) task(pid uint32, e *probe.Event) task {
+// e has none), cgroup and namespaces. Whether the process exited while
+// they were read is for the caller to check, after its own reads.
+func (p *procfs) task(pid uint32, e *probe.Event) (task, gaps) {
 	dir := pidDir(pid)
 	var t task
+	var g gaps
 	t.comm = readComm(dir)
+	if t.comm == "" {
+		g |= gapComm
+	}
+	g |= gapStatus
 	if b, _, err := readFileLimit(dir+"/status", maxStatusBytes); err == nil {
 		if uid, ppid, ok := parseStatus(b); ok {
+			g &^= gapStatus
 			t.uid = uid
 			if e.PPID == 0 {
 				e.PPID = ppid
 			}
 		}
 	}
+	g |= gapCgroup
 	if b, _, err := readFileLimit(dir+"/cgroup", maxCgroupBytes); err == nil {
+		g &^= gapCgroup
 		v2, memory := parseCgroupFile(b)
 		if p.cgroup2 != "" && strings.HasPrefix(v2, "/") {
 			var st unix.Stat_t
@@ -104,7 +147,7 @@ func (p *procfs) task(pid uint32, e *probe.Event) task {
 		if v2 != "" && v2 != "/" {
 			t.cgroup = cgroupName(v2)
 		} else {
-			t.cgroup = cgroupName(memory)
+			t.cgroup, t.cgroupFromV1 = cgroupName(memory), true
 		}
 	}
 	if l, err := os.Readlink(dir + "/ns/mnt"); err == nil {
@@ -113,8 +156,45 @@ func (p *procfs) task(pid uint32, e *probe.Event) task {
 	if l, err := os.Readlink(dir + "/ns/net"); err == nil {
 		t.netNS, _ = parseNSLink(l, "net")
 	}
+	if t.mntNS == 0 || t.netNS == 0 {
+		g |= gapNamespaces
+	}
 	t.fill(e)
-	return t
+	return t, g
+}
+
+// fork reads a new process's fields, as task does.
+func (p *procfs) fork(pid uint32, e *probe.Event) (task, gaps) {
+	t, g := p.task(pid, e)
+	return p.settle(pid, e, t, g)
+}
+
+// settle checks, after every read of an event, whether the process had
+// started to exit: its reads may then have found its memory, descriptors
+// and namespaces released, and a cgroup v1 path reset to the root, so the
+// cgroup name read is cleared as unknown. Reads before PF_EXITING are
+// exact, and the flag is never cleared, so checking last covers them all.
+func (p *procfs) settle(pid uint32, e *probe.Event, t task, g gaps) (task, gaps) {
+	if !exiting(pidDir(pid)) {
+		return t, g
+	}
+	g |= gapExited
+	if t.cgroupFromV1 {
+		t.cgroup, e.Cgroup = "", ""
+		g |= gapCgroup
+	}
+	return t, g
+}
+
+// exiting reports whether the process at dir has started to exit, or is
+// gone.
+func exiting(dir string) bool {
+	b, _, err := readFileLimit(dir+"/stat", maxStatBytes)
+	if err != nil {
+		return true
+	}
+	flags, ok := parseStatFlags(b)
+	return !ok || flags&pfExiting != 0
 }
 
 // exited fills an exit event of a process not seen before: a zombie still
@@ -132,9 +212,14 @@ func (p *procfs) exited(pid uint32, e *probe.Event) {
 // exec reads an exec's fields: those of task, then the program, its
 // arguments, its standard descriptors and drift. opens are the files
 // fanotify saw the process open for execution, first the one executed.
-func (p *procfs) exec(pid uint32, e *probe.Event, opens []execOpen) task {
+//
+// The proc connector reports an exec once it is complete: the new
+// program's executable and arguments are in place, so an empty one means
+// the process is exiting, not that it is still being set up, and waiting
+// would not bring it back.
+func (p *procfs) exec(pid uint32, e *probe.Event, opens []execOpen) (task, gaps) {
 	defer p.mounts.reset()
-	t := p.task(pid, e)
+	t, g := p.task(pid, e)
 	dir := pidDir(pid)
 	exe, _ := os.Readlink(dir + "/exe")
 	e.Filename = exe
@@ -145,8 +230,15 @@ func (p *procfs) exec(pid uint32, e *probe.Event, opens []execOpen) task {
 		e.Filename = opens[0].path
 	}
 	e.Filename = truncate(e.Filename, maxFilename)
-	if b, truncated, err := readFileLimit(dir+"/cmdline", maxArgBytes); err == nil {
+	if e.Filename == "" {
+		g |= gapFilename
+	}
+	// Even an exec with an empty argv has an argument block (Linux 5.18+
+	// adds an empty argv[0]); only a released one reads as nothing.
+	if b, truncated, err := readFileLimit(dir+"/cmdline", maxArgBytes); err == nil && len(b) > 0 {
 		e.Args, e.ArgsTruncated = splitArgs(b), truncated
+	} else {
+		g |= gapArgs
 	}
 	var st unix.Stat_t
 	var fs unix.Statfs_t
@@ -156,7 +248,7 @@ func (p *procfs) exec(pid uint32, e *probe.Event, opens []execOpen) task {
 		}
 	}
 	p.stdio(pid, e)
-	return t
+	return p.settle(pid, e, t, g)
 }
 
 func readComm(dir string) string {

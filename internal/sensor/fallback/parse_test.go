@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,6 +191,42 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
+func TestParseStatFlags(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		flags uint32
+		ok    bool
+	}{
+		{"42 (sleep) S 1 42 42 0 -1 4194560 120 0 0 0\n", 4194560, true},
+		{"7 (a) b) 1 2 3 4) Z 1 7 7 0 -1 4227084 0\n", 4227084, true},
+		{"7 (x) R 1 7 7 0 -1 4\n", pfExiting, true},
+		{"", 0, false},
+		{"42 sleep S 1 42 42 0 -1 4194560", 0, false},
+		{"42 (sleep) S 1 42 42 0 -1", 0, false},
+		{"42 (sleep) S 1 42 42 0 -1 -4", 0, false},
+		{"42 (sleep) S 1 42 42 0 -1 99999999999", 0, false},
+	} {
+		flags, ok := parseStatFlags([]byte(tc.in))
+		if flags != tc.flags || ok != tc.ok {
+			t.Errorf("parseStatFlags(%q) = %d, %v; want %d, %v", tc.in, flags, ok, tc.flags, tc.ok)
+		}
+	}
+}
+
+func FuzzParseStatFlags(f *testing.F) {
+	f.Add([]byte("42 (sleep) S 1 42 42 0 -1 4194560 120 0 0 0\n"))
+	f.Add([]byte("7 (a) b) 1 2 3 4) Z 1 7 7 0 -1 4227084 0\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		flags, ok := parseStatFlags(b)
+		if !ok && flags != 0 {
+			t.Fatalf("flags %d without ok", flags)
+		}
+		if ok && !strings.Contains(string(b), strconv.FormatUint(uint64(flags), 10)) {
+			t.Fatalf("flags %d not in %q", flags, b)
+		}
+	})
+}
+
 func TestParseCgroupFile(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, v2, memory string
@@ -328,6 +365,7 @@ const mountinfoSample = `21 26 0:20 / /proc rw,relatime - proc proc rw
 30 26 0:40 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
 41 26 0:50 / /tmp/with\040space/merged rw,relatime shared:7 master:2 - overlay overlay rw,lowerdir=/l1:/l2,upperdir=/var/lib/up\054per,workdir=/var/lib/work
 42 41 0:51 /sub /tmp/with\040space/merged/data rw - tmpfs  rw
+43 26 0:4 net:[4026532249] /run/netns/cni-1 rw shared:8 - nsfs nsfs rw
 `
 
 func TestParseMountinfo(t *testing.T) {
@@ -375,6 +413,9 @@ func TestParseMountinfoHostile(t *testing.T) {
 		{"short", "1 2 0:1 / / rw - ext4\n"},
 		{"extra after separator", "1 2 0:1 / / rw - ext4 dev rw extra\n"},
 		{"relative mount point", "1 2 0:1 / rel rw - ext4 dev rw\n"},
+		{"relative root", "1 2 0:1 rel / rw - ext4 dev rw\n"},
+		{"pseudo root without an inode", "1 2 0:1 net:[x] / rw - nsfs nsfs rw\n"},
+		{"pseudo root with a path", "1 2 0:1 a/net:[1] / rw - nsfs nsfs rw\n"},
 		{"truncated escape", "1 2 0:1 / /a\\04 rw - ext4 dev rw\n"},
 		{"bad escape", "1 2 0:1 / /a\\9zz rw - ext4 dev rw\n"},
 		{"escape overflowing a byte", "1 2 0:1 / /a\\777 rw - ext4 dev rw\n"},

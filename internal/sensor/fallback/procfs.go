@@ -53,6 +53,37 @@ func parseStatus(b []byte) (uid, ppid uint32, ok bool) {
 	return 0, 0, false
 }
 
+// pfExiting is the kernel's PF_EXITING task flag, set when a process
+// starts to exit, before its memory, descriptors and namespaces are
+// released.
+const pfExiting = 0x00000004
+
+// parseStatFlags returns the task flags, field 9, of /proc/<pid>/stat:
+//
+//	42 (comm with ) and spaces) S 1 42 42 0 -1 4194560 …
+//
+// The comm may hold any byte but NUL, so the fields start after its last
+// ')'. ok is false when the flags are not there.
+func parseStatFlags(b []byte) (flags uint32, ok bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	// state ppid pgrp session tty_nr tpgid flags
+	n := 0
+	for f := range bytes.FieldsSeq(b[i+1:]) {
+		if n == 6 {
+			v, err := strconv.ParseUint(string(f), 10, 32)
+			if err != nil {
+				return 0, false
+			}
+			return uint32(v), true
+		}
+		n++
+	}
+	return 0, false
+}
+
 // parseCgroupFile returns a process's cgroup v2 path and its v1 memory
 // controller path from /proc/<pid>/cgroup, each "" when absent.
 func parseCgroupFile(b []byte) (v2, memory string) {
@@ -305,12 +336,37 @@ func parseMountinfo(b []byte) ([]mount, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !strings.HasPrefix(root, "/") || !strings.HasPrefix(point, "/") {
-			return nil, fmt.Errorf("%w: mountinfo paths %q and %q are not absolute", ErrMalformed, root, point)
+		if !strings.HasPrefix(point, "/") {
+			return nil, fmt.Errorf("%w: mountinfo mount point %q is not absolute", ErrMalformed, point)
+		}
+		if !strings.HasPrefix(root, "/") {
+			// A bind mount of a namespace file (ip netns, CNI plugins:
+			// /run/netns/<name>) has a root named like net:[4026532249].
+			// Nothing can be executed from it; it is left out.
+			if isPseudoRoot(root) {
+				continue
+			}
+			return nil, fmt.Errorf("%w: mountinfo root %q is not absolute", ErrMalformed, root)
 		}
 		mounts = append(mounts, mount{root: root, point: point, fsType: f[sep+1], superOptions: f[sep+3]})
 	}
 	return mounts, nil
+}
+
+// isPseudoRoot reports whether a mount's root is the name of a file of a
+// file system without directories, "type:[inode]", as the kernel prints
+// nsfs and other pseudo file systems' dentries.
+func isPseudoRoot(root string) bool {
+	kind, rest, ok := strings.Cut(root, ":[")
+	if !ok || kind == "" || strings.ContainsRune(kind, '/') {
+		return false
+	}
+	ino, ok := strings.CutSuffix(rest, "]")
+	if !ok {
+		return false
+	}
+	_, err := strconv.ParseUint(ino, 10, 64)
+	return err == nil
 }
 
 // unescapeOctal undoes the kernel's seq_file escaping: \ooo is one byte.

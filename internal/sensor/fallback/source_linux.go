@@ -24,6 +24,9 @@ type Source struct {
 	raw   syscall.RawConn
 	hooks []string
 	drops atomic.Uint64
+	// incomplete counts forks and execs delivered with fields /proc no
+	// longer had.
+	incomplete atomic.Uint64
 
 	events   chan item
 	done     chan struct{} // closed by Close
@@ -153,6 +156,13 @@ func (s *Source) Hooks() []string { return append([]string(nil), s.hooks...) }
 // buffer overruns (each loses one or more events) and fanotify queue
 // overflows.
 func (s *Source) Drops() (uint64, error) { return s.drops.Load(), nil }
+
+// Incomplete returns how many fork and exec events since Open were
+// delivered with fields left zero because /proc no longer had them:
+// almost always a process that exited before its event was read, which a
+// burst of events or a busy node makes more likely. Each is logged at
+// debug level with what is missing.
+func (s *Source) Incomplete() uint64 { return s.incomplete.Load() }
 
 // Read waits for the next event. A message that does not parse is
 // returned as an error wrapping ErrMalformed, and reading may go on.
@@ -303,7 +313,8 @@ func (s *Source) handle(pe procEvent) (probe.Event, bool) {
 			return probe.Event{}, false
 		}
 		e.Kind, e.PPID = probe.Fork, pe.parentTGID
-		t := s.proc.task(pe.tgid, &e)
+		t, g := s.proc.fork(pe.tgid, &e)
+		s.noteGaps(&e, g)
 		s.remember(pe.tgid, t)
 	case procEventExec:
 		e.Kind = probe.Exec
@@ -315,7 +326,8 @@ func (s *Source) handle(pe procEvent) (probe.Event, bool) {
 			}
 			opens = s.fan.take(pe.tgid)
 		}
-		t := s.proc.exec(pe.tgid, &e, opens)
+		t, g := s.proc.exec(pe.tgid, &e, opens)
+		s.noteGaps(&e, g)
 		s.remember(pe.tgid, t)
 	case procEventExit:
 		if pe.pid != pe.tgid {
@@ -333,6 +345,15 @@ func (s *Source) handle(pe procEvent) (probe.Event, bool) {
 		}
 	}
 	return e, true
+}
+
+// noteGaps counts and logs an event enriched only in part.
+func (s *Source) noteGaps(e *probe.Event, g gaps) {
+	if g == 0 {
+		return
+	}
+	s.incomplete.Add(1)
+	s.log.Debug("process event enriched in part", "kind", e.Kind, "pid", e.TGID, "missing", g.String())
 }
 
 func (s *Source) remember(tgid uint32, t task) {

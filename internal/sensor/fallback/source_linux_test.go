@@ -125,7 +125,13 @@ func TestProcessLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := start(t, func() *exec.Cmd { return exec.Command("/bin/sleep", "30", "with space") })
+	// The space goes in argv[0]: sleep rejects any other argument that is
+	// not a duration and would exit before its exec is read.
+	cmd := start(t, func() *exec.Cmd {
+		c := exec.Command("/bin/sleep", "30")
+		c.Args[0] = "sleep with space"
+		return c
+	})
 	self := uint32(os.Getpid())
 	pid := cmd.Process.Pid
 	fork := waitFor(t, ch, probe.Fork, pid)
@@ -135,7 +141,7 @@ func TestProcessLifecycle(t *testing.T) {
 	ex := waitFor(t, ch, probe.Exec, pid)
 	want := probe.Event{
 		Kind: probe.Exec, PID: uint32(pid), TGID: uint32(pid), PPID: self, UID: 0,
-		Comm: "sleep", Filename: bin, Args: []string{"/bin/sleep", "30", "with space"},
+		Comm: "sleep", Filename: bin, Args: []string{"sleep with space", "30"},
 		Stdin: probe.FileChar, Stdout: probe.FileChar, Stderr: probe.FileChar,
 	}
 	ignore := cmp.FilterPath(func(p cmp.Path) bool {
@@ -170,7 +176,66 @@ func taskOf(t *testing.T, pid int) task {
 		t.Fatal(err)
 	}
 	var e probe.Event
-	return p.task(uint32(pid), &e)
+	tk, g := p.task(uint32(pid), &e)
+	if g != 0 {
+		t.Fatalf("reading process %d: missing %s", pid, g)
+	}
+	return tk
+}
+
+// TestEnrichExited reads the exec of a live process and of one that has
+// exited (a zombie, as a process that exits before its exec event is
+// read): the first is complete, the second is reported incomplete with
+// what it lost, never passed off as complete.
+func TestEnrichExited(t *testing.T) {
+	p, err := newProcfs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := start(t, func() *exec.Cmd { return exec.Command("/bin/sleep", "30") })
+	defer func() { live.Process.Kill(); live.Wait() }()
+	// Wait for the exec to complete, as it has when the proc connector
+	// reports it: the comm changes early in execve, the argument block
+	// only once the program is loaded.
+	args := pidDir(uint32(live.Process.Pid)) + "/cmdline"
+	eventually(t, "the exec of sleep completes", func() bool {
+		b, err := os.ReadFile(args)
+		return err == nil && string(b) == "/bin/sleep\x0030\x00"
+	})
+	var e probe.Event
+	if _, g := p.exec(uint32(live.Process.Pid), &e, nil); g != 0 || e.Filename == "" || len(e.Args) != 2 || e.MntNS == 0 {
+		t.Errorf("exec of a live process: %+v, missing %q; want every field", e, g)
+	}
+
+	dead := start(t, func() *exec.Cmd { return exec.Command("/bin/true") })
+	stat := pidDir(uint32(dead.Process.Pid)) + "/stat"
+	eventually(t, "true exits", func() bool {
+		b, err := os.ReadFile(stat)
+		end := strings.LastIndexByte(string(b), ')')
+		return err == nil && end >= 0 && end+2 < len(b) && b[end+2] == 'Z'
+	})
+	defer dead.Wait()
+	e = probe.Event{}
+	tk, g := p.exec(uint32(dead.Process.Pid), &e, nil)
+	const want = gapExited | gapFilename | gapArgs | gapNamespaces
+	if g&want != want || e.Filename != "" || e.Args != nil || e.MntNS != 0 || e.Comm != "true" {
+		t.Errorf("exec of an exited process: %+v, missing %q; want comm only and %q missing", e, g, want)
+	}
+	if tk.cgroupFromV1 && (e.Cgroup != "" || g&gapCgroup == 0) {
+		t.Errorf("exited process on cgroup v1: cgroup %q, missing %q; want the reset path dropped", e.Cgroup, g)
+	}
+}
+
+// eventually polls cond until it holds, for at most 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestExecAsUser(t *testing.T) {
@@ -188,7 +253,9 @@ func TestExecAsUser(t *testing.T) {
 
 func TestArgsTruncated(t *testing.T) {
 	_, ch := openSource(t, Options{})
-	long := strings.Repeat("a", 600)
+	// 600-byte durations of 1 ns: sleep must accept them and stay alive
+	// for its exec to be read.
+	long := strings.Repeat("0", 596) + "1e-9"
 	cmd := start(t, func() *exec.Cmd { return exec.Command("/bin/sleep", "30", long, long, long) })
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	e := waitFor(t, ch, probe.Exec, cmd.Process.Pid)
@@ -314,11 +381,21 @@ func overlay(t *testing.T) (merged, upper string) {
 	return merged, upper
 }
 
+// writeScript writes a script that runs sleep as its child: an exec of
+// sleep in place of the shell could be read from /proc before the
+// script's own exec event, which would then show sleep's executable and
+// arguments. The script's process group is killed with killGroup.
 func writeScript(t *testing.T, path string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte("#!/bin/sh\nexec /bin/sleep 30\n"), 0o755); err != nil {
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n/bin/sleep 30\nexit\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// killGroup kills cmd, started with Setpgid, with its children.
+func killGroup(cmd *exec.Cmd) {
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -364,11 +441,13 @@ func TestDrift(t *testing.T) {
 			cmd := start(t, func() *exec.Cmd {
 				c := exec.Command(tc.path, "30")
 				if tc.chroot {
-					c.SysProcAttr = &syscall.SysProcAttr{Chroot: merged}
+					c.SysProcAttr = &syscall.SysProcAttr{Chroot: merged, Setpgid: true}
+				} else {
+					c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 				}
 				return c
 			})
-			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			defer killGroup(cmd)
 			e := waitFor(t, ch, probe.Exec, cmd.Process.Pid)
 			if e.Filename != tc.filename || e.Drift != tc.drift {
 				t.Errorf("exec of %s: filename %q drift %v, want %q and drift %v", tc.path, e.Filename, e.Drift, tc.filename, tc.drift)
@@ -396,12 +475,11 @@ func TestDriftWithoutFanotify(t *testing.T) {
 	} {
 		cmd := start(t, func() *exec.Cmd {
 			c := exec.Command(tc.path, "30")
-			c.SysProcAttr = &syscall.SysProcAttr{Chroot: merged}
+			c.SysProcAttr = &syscall.SysProcAttr{Chroot: merged, Setpgid: true}
 			return c
 		})
 		e := waitFor(t, ch, probe.Exec, cmd.Process.Pid)
-		cmd.Process.Kill()
-		cmd.Wait()
+		killGroup(cmd)
 		if e.Filename != tc.filename || e.Drift != tc.drift {
 			t.Errorf("exec of %s: filename %q drift %v, want %q and drift %v", tc.path, e.Filename, e.Drift, tc.filename, tc.drift)
 		}
@@ -464,9 +542,8 @@ func BenchmarkExecEnrich(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var e probe.Event
-		p.exec(pid, &e, nil)
-		if e.Filename == "" {
-			b.Fatal("no filename")
+		if _, g := p.exec(pid, &e, nil); g != 0 {
+			b.Fatalf("missing %s", g)
 		}
 	}
 }

@@ -30,5 +30,8 @@ func (s *Source) Read(context.Context) (probe.Event, error) {
 // Drops fails with errors.ErrUnsupported.
 func (s *Source) Drops() (uint64, error) { return 0, errors.ErrUnsupported }
 
+// Incomplete returns 0: no events are read outside Linux.
+func (s *Source) Incomplete() uint64 { return 0 }
+
 // Close does nothing.
 func (s *Source) Close() error { return nil }
