@@ -159,10 +159,10 @@ func (b *Batch) Validate() error {
 	if !batchIDPattern.MatchString(b.ID) {
 		return fmt.Errorf("%w: batch id %q is not 32 lowercase hex digits", ErrInvalid, clip(b.ID))
 	}
-	if err := label("node", b.Node, true); err != nil {
+	if err := label("", "node", b.Node, true); err != nil {
 		return err
 	}
-	if err := text("sensor", b.Sensor, MaxLabel); err != nil {
+	if err := text("", "sensor", b.Sensor, MaxLabel); err != nil {
 		return err
 	}
 	if len(b.Events) > MaxEvents {
@@ -197,7 +197,7 @@ func (e *Event) Validate() error {
 		if e.DNS != nil {
 			return fmt.Errorf("%w: a connect event has a dns query", ErrInvalid)
 		}
-		if err := addrPort("remote", e.Remote, true); err != nil {
+		if err := addrPort("", "remote", e.Remote, true); err != nil {
 			return err
 		}
 	default:
@@ -206,15 +206,15 @@ func (e *Event) Validate() error {
 	if e.Time.IsZero() {
 		return fmt.Errorf("%w: no time", ErrInvalid)
 	}
-	if err := e.Process.validate("process"); err != nil {
+	if err := e.Process.validate("process."); err != nil {
 		return err
 	}
 	if len(e.Ancestors) > MaxAncestors {
 		return fmt.Errorf("%w: %d ancestors, at most %d", ErrInvalid, len(e.Ancestors), MaxAncestors)
 	}
 	for i := range e.Ancestors {
-		if err := e.Ancestors[i].validate(fmt.Sprintf("ancestors[%d]", i)); err != nil {
-			return err
+		if err := e.Ancestors[i].validate("ancestor."); err != nil {
+			return fmt.Errorf("ancestors[%d]: %w", i, err)
 		}
 	}
 	if e.Container != nil {
@@ -225,43 +225,46 @@ func (e *Event) Validate() error {
 	return nil
 }
 
-func (p *Process) validate(field string) error {
-	for _, f := range []struct{ name, value string }{{"comm", p.Comm}, {"exe", p.Exe}} {
-		if err := text(field+"."+f.name, f.value, MaxString); err != nil {
-			return err
-		}
+// validate checks a process; field names in its errors start with prefix,
+// joined only when one fails, so that checking allocates nothing.
+func (p *Process) validate(prefix string) error {
+	if err := text(prefix, "comm", p.Comm, MaxString); err != nil {
+		return err
+	}
+	if err := text(prefix, "exe", p.Exe, MaxString); err != nil {
+		return err
 	}
 	if len(p.Args) > MaxArgs {
-		return fmt.Errorf("%w: %s.args: %d arguments, at most %d", ErrInvalid, field, len(p.Args), MaxArgs)
+		return fmt.Errorf("%w: %sargs: %d arguments, at most %d", ErrInvalid, prefix, len(p.Args), MaxArgs)
 	}
 	n := 0
 	for _, a := range p.Args {
 		n += len(a)
 	}
 	if n > MaxArgBytes {
-		return fmt.Errorf("%w: %s.args: %d bytes, at most %d", ErrInvalid, field, n, MaxArgBytes)
+		return fmt.Errorf("%w: %sargs: %d bytes, at most %d", ErrInvalid, prefix, n, MaxArgBytes)
 	}
-	for _, f := range []struct{ name, value string }{{"stdin", p.Stdin}, {"stdout", p.Stdout}, {"stderr", p.Stderr}} {
+	for _, f := range [...]struct{ name, value string }{{"stdin", p.Stdin}, {"stdout", p.Stdout}, {"stderr", p.Stderr}} {
 		if !fileTypes[f.value] {
-			return fmt.Errorf("%w: %s.%s: unknown file type %q", ErrInvalid, field, f.name, clip(f.value))
+			return fmt.Errorf("%w: %s%s: unknown file type %q", ErrInvalid, prefix, f.name, clip(f.value))
 		}
 	}
-	return addrPort(field+".remote", p.Remote, false)
+	return addrPort(prefix, "remote", p.Remote, false)
 }
 
 func (c *Container) validate() error {
-	if err := label("container.id", c.ID, true); err != nil {
+	if err := label("container.", "id", c.ID, true); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, value string }{
+	for _, f := range [...]struct{ name, value string }{
 		{"name", c.Name}, {"runtime", c.Runtime}, {"runtimeNamespace", c.RuntimeNamespace},
 		{"pod", c.Pod}, {"namespace", c.Namespace}, {"podUID", c.PodUID},
 	} {
-		if err := label("container."+f.name, f.value, false); err != nil {
+		if err := label("container.", f.name, f.value, false); err != nil {
 			return err
 		}
 	}
-	if err := text("container.image", c.Image, MaxString); err != nil {
+	if err := text("container.", "image", c.Image, MaxString); err != nil {
 		return err
 	}
 	if c.Digest != "" && !digestPattern.MatchString(c.Digest) {
@@ -274,46 +277,46 @@ func (q *DNSQuery) validate() error {
 	if q.Name == "" {
 		return fmt.Errorf("%w: dns.name is empty", ErrInvalid)
 	}
-	if err := text("dns.name", q.Name, 255); err != nil {
+	if err := text("dns.", "name", q.Name, 255); err != nil {
 		return err
 	}
-	if err := text("dns.type", q.Type, 16); err != nil {
+	if err := text("dns.", "type", q.Type, 16); err != nil {
 		return err
 	}
-	return addrPort("dns.server", q.Server, false)
+	return addrPort("dns.", "server", q.Server, false)
 }
 
 // label checks a name or id: printable, at most MaxLabel bytes.
-func label(field, s string, required bool) error {
+func label(prefix, field, s string, required bool) error {
 	if required && s == "" {
-		return fmt.Errorf("%w: %s is empty", ErrInvalid, field)
+		return fmt.Errorf("%w: %s%s is empty", ErrInvalid, prefix, field)
 	}
-	return text(field, s, MaxLabel)
+	return text(prefix, field, s, MaxLabel)
 }
 
 // text checks a string has no control characters and is at most max bytes
 // long. (JSON decoding has already replaced invalid UTF-8.)
-func text(field, s string, max int) error {
+func text(prefix, field, s string, max int) error {
 	if len(s) > max {
-		return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalid, field, len(s), max)
+		return fmt.Errorf("%w: %s%s is %d bytes, at most %d", ErrInvalid, prefix, field, len(s), max)
 	}
 	for i, r := range s {
 		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: %s has a control or invalid character at byte %d", ErrInvalid, field, i)
+			return fmt.Errorf("%w: %s%s has a control or invalid character at byte %d", ErrInvalid, prefix, field, i)
 		}
 	}
 	return nil
 }
 
-func addrPort(field, s string, required bool) error {
+func addrPort(prefix, field, s string, required bool) error {
 	if s == "" {
 		if required {
-			return fmt.Errorf("%w: %s is empty", ErrInvalid, field)
+			return fmt.Errorf("%w: %s%s is empty", ErrInvalid, prefix, field)
 		}
 		return nil
 	}
 	if _, err := netip.ParseAddrPort(s); err != nil {
-		return fmt.Errorf("%w: %s %q is not IP:port", ErrInvalid, field, clip(s))
+		return fmt.Errorf("%w: %s%s %q is not IP:port", ErrInvalid, prefix, field, clip(s))
 	}
 	return nil
 }
