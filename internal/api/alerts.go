@@ -116,29 +116,35 @@ func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 type alertView struct {
-	ID          int64          `json:"id"`
-	Cluster     string         `json:"cluster"`
-	Rule        string         `json:"rule"`
-	Title       string         `json:"title"`
-	Severity    string         `json:"severity"`
-	Technique   techniqueView  `json:"technique"`
-	Summary     string         `json:"summary"`
-	Actor       string         `json:"actor"`
-	Groups      []string       `json:"groups"`
-	SourceIP    string         `json:"sourceIP,omitempty"`
-	UserAgent   string         `json:"userAgent,omitempty"`
-	Verb        string         `json:"verb,omitempty"`
-	Resource    string         `json:"resource,omitempty"`
-	Subresource string         `json:"subresource,omitempty"`
-	Namespace   string         `json:"namespace,omitempty"`
-	Name        string         `json:"name,omitempty"`
-	Events      []string       `json:"events"`
-	Count       int            `json:"count"`
-	FirstAt     time.Time      `json:"firstAt"`
-	LastAt      time.Time      `json:"lastAt"`
-	CreatedAt   time.Time      `json:"createdAt"`
-	Remediation string         `json:"remediation,omitempty"`
-	Deliveries  []deliveryView `json:"deliveries,omitempty"`
+	ID            int64          `json:"id"`
+	Source        string         `json:"source"`
+	Cluster       string         `json:"cluster"`
+	Rule          string         `json:"rule"`
+	Title         string         `json:"title"`
+	Severity      string         `json:"severity"`
+	Technique     techniqueView  `json:"technique"`
+	Summary       string         `json:"summary"`
+	Actor         string         `json:"actor"`
+	Groups        []string       `json:"groups"`
+	SourceIP      string         `json:"sourceIP,omitempty"`
+	UserAgent     string         `json:"userAgent,omitempty"`
+	Verb          string         `json:"verb,omitempty"`
+	Resource      string         `json:"resource,omitempty"`
+	Subresource   string         `json:"subresource,omitempty"`
+	Namespace     string         `json:"namespace,omitempty"`
+	Name          string         `json:"name,omitempty"`
+	Node          string         `json:"node,omitempty"`
+	ContainerID   string         `json:"containerID,omitempty"`
+	ContainerName string         `json:"containerName,omitempty"`
+	Image         string         `json:"image,omitempty"`
+	Process       string         `json:"process,omitempty"`
+	Events        []string       `json:"events"`
+	Count         int            `json:"count"`
+	FirstAt       time.Time      `json:"firstAt"`
+	LastAt        time.Time      `json:"lastAt"`
+	CreatedAt     time.Time      `json:"createdAt"`
+	Remediation   string         `json:"remediation,omitempty"`
+	Deliveries    []deliveryView `json:"deliveries,omitempty"`
 }
 
 type techniqueView struct {
@@ -156,10 +162,11 @@ type deliveryView struct {
 }
 
 func (s *Server) alertView(a store.Alert) alertView {
-	v := alertView{ID: a.ID, Cluster: a.Cluster, Rule: a.RuleID, Title: a.Title, Severity: a.Severity,
+	v := alertView{ID: a.ID, Source: a.Source, Cluster: a.Cluster, Rule: a.RuleID, Title: a.Title, Severity: a.Severity,
 		Technique: techniqueView{ID: a.TechniqueID, Name: a.TechniqueName}, Summary: a.Summary, Actor: a.Actor, Groups: nonNil(a.Groups),
 		SourceIP: a.SourceIP, UserAgent: a.UserAgent, Verb: a.Verb, Resource: a.Resource, Subresource: a.Subresource, Namespace: a.Namespace,
-		Name: a.Name, Events: nonNil(a.Events), Count: a.Count, FirstAt: a.FirstAt, LastAt: a.LastAt, CreatedAt: a.CreatedAt}
+		Name: a.Name, Node: a.Node, ContainerID: a.ContainerID, ContainerName: a.ContainerName, Image: a.Image, Process: a.Process,
+		Events: nonNil(a.Events), Count: a.Count, FirstAt: a.FirstAt, LastAt: a.LastAt, CreatedAt: a.CreatedAt}
 	for _, r := range s.rules {
 		if r.ID == a.RuleID {
 			v.Remediation = r.Remediation
@@ -171,9 +178,12 @@ func (s *Server) alertView(a store.Alert) alertView {
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.AlertFilter{Cluster: q.Get("cluster"), RuleID: q.Get("rule"), Actor: q.Get("actor"), Namespace: q.Get("namespace"),
-		TechniqueID: q.Get("technique")}
+	f := store.AlertFilter{Source: q.Get("source"), Cluster: q.Get("cluster"), Node: q.Get("node"), RuleID: q.Get("rule"), Actor: q.Get("actor"),
+		Namespace: q.Get("namespace"), TechniqueID: q.Get("technique")}
 	p, err := page(q)
+	if err == nil && f.Source != "" && f.Source != store.SourceAudit && f.Source != store.SourceSensor {
+		err = fmt.Errorf("source must be %s or %s", store.SourceAudit, store.SourceSensor)
+	}
 	if err == nil && q.Get("severity") != "" {
 		sev, e := severityParam(q.Get("severity"))
 		f.Severity, err = string(sev), e

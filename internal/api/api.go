@@ -67,6 +67,11 @@ type Store interface {
 	Alerts(ctx context.Context, f store.AlertFilter, p store.Page) ([]store.Alert, string, error)
 	Alert(ctx context.Context, id int64) (*store.Alert, error)
 	AlertDeliveries(ctx context.Context, alertID int64) ([]store.Delivery, error)
+	EnrollSensor(ctx context.Context, sn *store.Sensor) error
+	SensorByHash(ctx context.Context, hash string) (*store.Sensor, error)
+	Sensors(ctx context.Context, f store.SensorFilter, p store.Page) ([]store.Sensor, string, error)
+	RevokeSensor(ctx context.Context, id int64) error
+	SensorEvents(ctx context.Context, f store.SensorEventFilter, p store.Page) ([]store.SensorEvent, string, error)
 }
 
 // Scheduler runs scans; the API asks it for work.
@@ -96,6 +101,9 @@ type Options struct {
 	AuditIngest func(cluster string) http.Handler
 	// DetectionRules are the loaded control-plane detection rules.
 	DetectionRules []detect.Rule
+	// SensorIngest stores and judges node sensor batches; nil answers
+	// 503.
+	SensorIngest SensorIngest
 }
 
 // Server serves the API.
@@ -113,6 +121,7 @@ type Server struct {
 	checks    map[string]posture.Check
 	ingest    func(cluster string) http.Handler
 	rules     []detect.Rule
+	sensors   sensorIngest
 }
 
 // New builds the API's handler.
@@ -121,7 +130,7 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("api: Store, Scheduler and Box are required")
 	}
 	s := &Server{store: o.Store, scheduler: o.Scheduler, box: o.Box, logger: o.Logger, version: o.Version, mux: http.NewServeMux(),
-		ingest: o.AuditIngest, rules: slices.SortedFunc(slices.Values(o.DetectionRules), func(a, b detect.Rule) int { return strings.Compare(a.ID, b.ID) })}
+		ingest: o.AuditIngest, sensors: sensorIngest{SensorIngest: o.SensorIngest, busy: map[int64]bool{}}, rules: slices.SortedFunc(slices.Values(o.DetectionRules), func(a, b detect.Rule) int { return strings.Compare(a.ID, b.ID) })}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,7 +146,11 @@ func New(o Options) (*Server, error) {
 	s.metrics = m
 	for _, rt := range s.routes() {
 		h := rt.handler
-		if rt.role != "" {
+		switch rt.role {
+		case "":
+		case roleSensor:
+			h = s.authenticateSensor(h)
+		default:
 			h = s.authenticate(h, rt.role)
 		}
 		s.mux.Handle(rt.method+" "+rt.pattern, s.metrics.wrap(rt.pattern, h))
@@ -158,8 +171,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // route is one endpoint: its method and path pattern (net/http's), the
-// least role that may call it ("" for the unauthenticated probes), and
-// its audit action when it changes something.
+// least role that may call it ("" for the unauthenticated probes,
+// roleSensor for a sensor's credential), and its audit action when it
+// changes something.
 type route struct {
 	method, pattern, role string
 	handler               http.Handler
@@ -202,6 +216,11 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/alerts", v, http.HandlerFunc(s.listAlerts)},
 		{"GET", "/api/v1/alerts/{id}", v, http.HandlerFunc(s.getAlert)},
 		{"GET", "/api/v1/detection/rules", v, http.HandlerFunc(s.listDetectionRules)},
+		{"POST", "/api/v1/sensors/enroll", store.RoleEnroll, s.audited("sensor.enroll", s.enrollSensor)},
+		{"GET", "/api/v1/sensors", v, http.HandlerFunc(s.listSensors)},
+		{"DELETE", "/api/v1/sensors/{id}", ad, s.audited("sensor.revoke", s.revokeSensor)},
+		{"POST", "/api/v1/ingest/sensor", roleSensor, http.HandlerFunc(s.ingestSensor)},
+		{"GET", "/api/v1/sensor-events", a, http.HandlerFunc(s.listSensorEvents)},
 		{"POST", "/api/v1/rematch", ad, s.audited("vulndb.rematch", s.rematch)},
 		{"POST", "/api/v1/notifications/registry", a, s.audited("registry.notification", s.registryNotification)},
 		{"GET", "/api/v1/tokens", ad, http.HandlerFunc(s.listTokens)},

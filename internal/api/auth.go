@@ -37,19 +37,23 @@ func HashToken(token string) string {
 
 // ValidRole reports whether r is a role a token may have.
 func ValidRole(r string) bool {
-	return r == store.RoleViewer || r == store.RoleAnalyst || r == store.RoleAdmin || r == store.RoleIngest
+	return r == store.RoleViewer || r == store.RoleAnalyst || r == store.RoleAdmin || r == store.RoleIngest || r == store.RoleEnroll
 }
 
 // mayCall reports whether a token of role has may call a route that needs
 // role needs. Ingest tokens (held by kube-apiserver's audit webhook
 // configuration, so kept on the cluster's control plane) reach only the
-// ingest routes; admins reach everything.
+// ingest routes, and enrolment tokens (in every node's sensor secret)
+// only the enrolment route; admins reach everything.
 func mayCall(has, needs string) bool {
-	if needs == store.RoleIngest || has == store.RoleIngest {
+	if narrowRole(needs) || narrowRole(has) {
 		return has == needs || has == store.RoleAdmin
 	}
 	return roleRank(has) >= roleRank(needs)
 }
+
+// narrowRole reports whether r is a role that reaches its own routes only.
+func narrowRole(r string) bool { return r == store.RoleIngest || r == store.RoleEnroll }
 
 func roleRank(r string) int {
 	switch r {

@@ -59,7 +59,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ValidRole(req.Role) {
-		s.writeError(w, r, http.StatusBadRequest, errors.New("role must be viewer, analyst or admin"))
+		s.writeError(w, r, http.StatusBadRequest, errors.New("role must be viewer, analyst, admin, ingest or enroll"))
 		return
 	}
 	token, hash := NewToken()

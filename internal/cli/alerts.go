@@ -12,13 +12,14 @@ import (
 
 func newAlertsCommand() *cobra.Command {
 	var cf clientFlags
-	var clusterName, rule, severity, minSeverity, actor, namespace, technique, since string
+	var source, clusterName, node, rule, severity, minSeverity, actor, namespace, technique, since string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "alerts",
-		Short: "List control-plane alerts raised from Kubernetes audit events",
+		Short: "List alerts raised from Kubernetes audit events and node sensor events",
 		Example: "  bulwark alerts --min-severity HIGH --since 2026-11-25T00:00:00Z\n" +
 			"  bulwark alerts --technique T1609 -f json\n" +
+			"  bulwark alerts --source sensor --node worker-3\n" +
 			"  bulwark alerts rules",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -26,19 +27,32 @@ func newAlertsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := listQuery(500, map[string]string{"cluster": clusterName, "rule": rule, "severity": severity, "minSeverity": minSeverity,
+			q := listQuery(500, map[string]string{"source": source, "cluster": clusterName, "node": node, "rule": rule, "severity": severity, "minSeverity": minSeverity,
 				"actor": actor, "namespace": namespace, "technique": technique, "since": since})
 			items, err := c.pages(cmd.Context(), "/api/v1/alerts", q, limit)
 			if err != nil {
 				return err
 			}
-			return printItems(cmd.OutOrStdout(), cf.format, "alert", items, "LAST\tCLUSTER\tSEVERITY\tRULE\tTECHNIQUE\tACTOR\tOBJECT\tCOUNT",
+			return printItems(cmd.OutOrStdout(), cf.format, "alert", items, "LAST\tCLUSTER\tSOURCE\tSEVERITY\tRULE\tTECHNIQUE\tACTOR\tOBJECT\tCOUNT",
 				func(a struct {
-					Cluster, Rule, Severity, Actor, Verb, Resource, Subresource, Namespace, Name string
-					Technique                                                                    struct{ ID string }
-					Count                                                                        int
-					LastAt                                                                       time.Time
+					Source, Cluster, Rule, Severity, Actor, Verb, Resource, Subresource, Namespace, Name string
+					Node, ContainerName, Process                                                         string
+					Technique                                                                            struct{ ID string }
+					Count                                                                                int
+					LastAt                                                                               time.Time
 				}) []string {
+					if a.Source == "sensor" {
+						// A runtime alert is about a process in a container on a node.
+						where := "node " + a.Node
+						if a.Name != "" {
+							where += " pod " + objectPath(a.Namespace, a.Name)
+						}
+						if a.ContainerName != "" {
+							where += " container " + a.ContainerName
+						}
+						return []string{fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d", a.LastAt.Format(time.RFC3339), a.Cluster, a.Source, a.Severity,
+							a.Rule, a.Technique.ID, orDash(clipText(a.Process, 60)), where, a.Count)}
+					}
 					obj := a.Resource
 					if a.Subresource != "" {
 						obj += "/" + a.Subresource
@@ -46,14 +60,16 @@ func newAlertsCommand() *cobra.Command {
 					if a.Name != "" {
 						obj += " " + objectPath(a.Namespace, a.Name)
 					}
-					return []string{fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s %s\t%d", a.LastAt.Format(time.RFC3339), a.Cluster, a.Severity, a.Rule,
-						a.Technique.ID, a.Actor, a.Verb, obj, a.Count)}
+					return []string{fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %s\t%d", a.LastAt.Format(time.RFC3339), a.Cluster, orDash(a.Source),
+						a.Severity, a.Rule, a.Technique.ID, a.Actor, a.Verb, obj, a.Count)}
 				})
 		},
 	}
 	cf.add(cmd)
 	f := cmd.Flags()
+	f.StringVar(&source, "source", "", "what was judged: audit (Kubernetes audit events) or sensor (node sensor events)")
 	f.StringVar(&clusterName, "cluster", "", "cluster name")
+	f.StringVar(&node, "node", "", "node of a runtime alert")
 	f.StringVar(&rule, "rule", "", "rule id")
 	f.StringVar(&severity, "severity", "", "exactly this severity")
 	f.StringVar(&minSeverity, "min-severity", "", "at least this severe")

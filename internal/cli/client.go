@@ -139,7 +139,8 @@ func (c *apiClient) pages(ctx context.Context, path string, q url.Values, max in
 }
 
 func newClientCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newRegistryCommand(), newImagesCommand(), newFindingsCommand(), newClusterCommand(), newWorkloadsCommand(), newPostureCommand(), newTokenCommand(), newAlertsCommand(), newEventsCommand()}
+	return []*cobra.Command{newRegistryCommand(), newImagesCommand(), newFindingsCommand(), newClusterCommand(), newWorkloadsCommand(), newPostureCommand(), newTokenCommand(), newAlertsCommand(), newEventsCommand(),
+		newSensorsCommand(), newSensorEventsCommand()}
 }
 
 // listQuery is the query of a listing: the page size and every parameter

@@ -15,7 +15,7 @@ import (
 
 func newServerCommand(g *globals) *cobra.Command {
 	c := server.Config{Retention: store.DefaultRetention()}
-	var auditDays, scanDays, fixedDays, imageDays, eventDays int
+	var auditDays, scanDays, fixedDays, imageDays, eventDays, sensorEventDays int
 	var auditLogs []string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -42,6 +42,7 @@ func newServerCommand(g *globals) *cobra.Command {
 			c.Retention.FixedFindings = days(fixedDays)
 			c.Retention.Images = days(imageDays)
 			c.Retention.AuditEvents = days(eventDays)
+			c.Retention.SensorEvents = days(sensorEventDays)
 			for _, a := range auditLogs {
 				f, err := server.ParseAuditLogFile(a)
 				if err != nil {
@@ -68,9 +69,12 @@ func newServerCommand(g *globals) *cobra.Command {
 	f.StringVar(&c.PostureChecksDir, "posture-checks", "", "directory of your own posture checks (*.yaml), evaluated with the built-in ones")
 	addAdmissionFlags(f, &c.Admission)
 	f.StringVar(&c.AuditRulesDir, "audit-rules", "", "directory of your own control-plane detection rules (*.yaml), with the built-in ones")
+	f.StringVar(&c.RuntimeRulesDir, "runtime-rules", "", "directory of your own runtime detection rules for node sensor events (*.yaml), with the built-in ones")
+	f.StringVar(&c.RuntimeListsDir, "runtime-lists", "", "directory of lists (*.txt, e.g. miner-pools.txt) added to the runtime rules' shipped lists")
 	f.StringVar(&c.AlertOutputsFile, "alert-outputs", "", "YAML file of alert outputs (webhook, Slack, syslog); secrets come from the environment variables it names")
 	f.StringArrayVar(&auditLogs, "k8s-audit-log", nil, "CLUSTER=PATH of a kube-apiserver audit log (JSON lines) to tail (repeatable)")
 	f.IntVar(&eventDays, "retention-audit-event-days", 7, "days Kubernetes audit events are kept for hunting (0 forever)")
+	f.IntVar(&sensorEventDays, "retention-sensor-event-days", 7, "days node sensor events are kept for hunting (0 forever)")
 	f.IntVar(&auditDays, "retention-audit-days", 90, "days the audit log and admission decisions are kept (0 forever)")
 	f.IntVar(&scanDays, "retention-scan-days", 30, "days finished scan records are kept (0 forever)")
 	f.IntVar(&fixedDays, "retention-fixed-days", 90, "days fixed findings are kept (0 forever)")

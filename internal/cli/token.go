@@ -16,7 +16,8 @@ func newTokenCommand() *cobra.Command {
 		Short: "Create, list and revoke API tokens (admin)",
 		Long: "API tokens authenticate every call to the server. Roles: viewer reads,\n" +
 			"analyst also queues scans, admin also changes configuration and tokens;\n" +
-			"ingest may only send data (Kubernetes audit events) and reads nothing.",
+			"ingest may only send data (Kubernetes audit events) and reads nothing;\n" +
+			"enroll may only enrol node sensors (bulwark sensor --enroll-token-file).",
 	}
 	cf.add(cmd)
 	cmd.AddCommand(newTokenCreateCommand(&cf), newTokenListCommand(&cf), newTokenRevokeCommand(&cf))
@@ -40,7 +41,7 @@ func newTokenCreateCommand(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "create NAME",
 		Short:   "Create a token; it is printed once and never shown again",
-		Example: "  bulwark token create ci --role viewer --expires-in 720h\n  bulwark token create prod-audit --role ingest",
+		Example: "  bulwark token create ci --role viewer --expires-in 720h\n  bulwark token create prod-audit --role ingest\n  bulwark token create prod-sensors --role enroll",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
@@ -62,7 +63,7 @@ func newTokenCreateCommand(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&role, "role", "viewer", "viewer, analyst, admin or ingest")
+	cmd.Flags().StringVar(&role, "role", "viewer", "viewer, analyst, admin, ingest or enroll")
 	cmd.Flags().StringVar(&expiresIn, "expires-in", "", "lifetime, such as 720h (default: no expiry)")
 	return cmd
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/admission/webhook"
 	"github.com/bulwarkhq/bulwark/internal/api"
 	"github.com/bulwarkhq/bulwark/internal/cluster"
+	"github.com/bulwarkhq/bulwark/internal/nodeingest"
 	"github.com/bulwarkhq/bulwark/internal/posture"
 	"github.com/bulwarkhq/bulwark/internal/scheduler"
 	"github.com/bulwarkhq/bulwark/internal/secretbox"
@@ -62,6 +63,14 @@ type Config struct {
 	AlertOutputsFile string
 	// AuditLogs are kube-apiserver audit log files to tail.
 	AuditLogs []AuditLogFile
+	// RuntimeRulesDir holds the user's own runtime detection rules
+	// (*.yaml), judged with the built-in ones; RuntimeListsDir their own
+	// lists (*.txt: miner pools, unusual TLDs …), added to the shipped ones.
+	RuntimeRulesDir, RuntimeListsDir string
+	// NewSensorDetector makes the runtime detector of a cluster's node
+	// sensor events; nil means the built-in rules with RuntimeRulesDir and
+	// RuntimeListsDir.
+	NewSensorDetector func(cluster string) (nodeingest.Detector, error)
 	// LookupEnv reads the environment variables output configs name
 	// (tokens, URLs); default os.LookupEnv.
 	LookupEnv func(string) (string, bool)
@@ -174,8 +183,12 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
+	sensors, err := newSensorIngest(c, db, det, reg, logger)
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(api.Options{Store: db, Scheduler: sched, Box: box, Logger: logger, Gatherer: reg, Registerer: reg, Version: c.Version,
-		PostureChecks: engine.Checks(), AuditIngest: det.ingest, DetectionRules: det.rules})
+		PostureChecks: engine.Checks(), AuditIngest: det.ingest, DetectionRules: det.rules, SensorIngest: sensors})
 	if err != nil {
 		return err
 	}
@@ -214,7 +227,7 @@ func Run(ctx context.Context, c Config) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan error, 8)
+	done := make(chan error, 16)
 	running := 0
 	spawn := func(fn func() error) {
 		running++
@@ -232,6 +245,7 @@ func Run(ctx context.Context, c Config) error {
 	spawn(func() error { return clusters.Run(ctx) })
 	spawn(func() error { return prune(ctx, db, c.Retention, logger) })
 	spawn(func() error { return det.run(ctx) })
+	spawn(func() error { return sensors.Run(ctx) })
 	spawn(serve(srv, ln))
 	var admSrv *http.Server
 	if adm != nil {

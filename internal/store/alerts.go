@@ -13,11 +13,15 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/model"
 )
 
-// Alert is what a detection rule raised over audit events: one actor
-// doing one suspicious thing, grouped under GroupKey from FirstAt on so
-// that a burst of the same events is one alert with a Count.
+// Alert is what a detection rule raised over audit events or a node
+// sensor's events: one actor doing one suspicious thing, grouped under
+// GroupKey from FirstAt on so that a burst of the same events is one
+// alert with a Count.
 type Alert struct {
-	ID            int64
+	ID int64
+	// Source is what was judged: SourceAudit (the default) or
+	// SourceSensor.
+	Source        string
 	Cluster       string
 	RuleID        string
 	Title         string
@@ -34,8 +38,16 @@ type Alert struct {
 	Subresource   string
 	Namespace     string
 	Name          string
-	// Events are the audit ids of the events the alert groups, the
-	// first maxAlertEvents of them.
+	// Node, the container and the process (its executable and
+	// arguments) say where a runtime alert happened; its pod is in
+	// Namespace and Name, with Resource "pods".
+	Node          string
+	ContainerID   string
+	ContainerName string
+	Image         string
+	Process       string
+	// Events are the ids of the events the alert groups (audit ids, or
+	// sensor evidence ids), the first maxAlertEvents of them.
 	Events    []string
 	Count     int
 	GroupKey  string
@@ -48,7 +60,8 @@ type Alert struct {
 const maxAlertEvents = 500
 
 const alertColumns = `id, cluster, rule_id, title, severity, technique_id, technique_name, summary, actor, actor_groups, source_ip,
-	user_agent, verb, resource, subresource, namespace, name, events, event_count, group_key, first_at, last_at, created_at`
+	user_agent, verb, resource, subresource, namespace, name, events, event_count, group_key, first_at, last_at, created_at, source, node,
+	container_id, container_name, image, process`
 
 func scanAlert(row interface{ Scan(...any) error }) (*Alert, error) {
 	var (
@@ -58,7 +71,7 @@ func scanAlert(row interface{ Scan(...any) error }) (*Alert, error) {
 	)
 	if err := row.Scan(&a.ID, &a.Cluster, &a.RuleID, &a.Title, &a.Severity, &a.TechniqueID, &a.TechniqueName, &a.Summary, &a.Actor,
 		&groups, &a.SourceIP, &a.UserAgent, &a.Verb, &a.Resource, &a.Subresource, &a.Namespace, &a.Name, &events, &a.Count, &a.GroupKey,
-		&firstAt, &lastAt, &createdAt); err != nil {
+		&firstAt, &lastAt, &createdAt, &a.Source, &a.Node, &a.ContainerID, &a.ContainerName, &a.Image, &a.Process); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(groups), &a.Groups); err != nil {
@@ -153,14 +166,20 @@ func (s *DB) saveAlert(ctx context.Context, tx *sql.Tx, a Alert, now time.Time) 
 	}
 	rank, _ := alertSeverityRank(a.Severity)
 	cluster, ruleID, groupKey := clean(a.Cluster, 200), clean(a.RuleID, 200), clean(a.GroupKey, 1000)
+	source := a.Source
+	if source == "" {
+		source = SourceAudit
+	}
 	stored, err := scanAlert(tx.QueryRowContext(ctx, s.q(`INSERT INTO alerts (cluster, rule_id, title, severity, severity_rank,
 		technique_id, technique_name, summary, actor, actor_groups, source_ip, user_agent, verb, resource, subresource, namespace, name,
-		events, event_count, group_key, first_at, last_at, created_at) VALUES (`+placeholders(23)+`)
+		events, event_count, group_key, first_at, last_at, created_at, source, node, container_id, container_name, image, process)
+		VALUES (`+placeholders(29)+`)
 		ON CONFLICT (cluster, group_key, first_at) DO NOTHING RETURNING `+alertColumns),
 		cluster, ruleID, clean(a.Title, 500), clean(a.Severity, 20), rank, clean(a.TechniqueID, 50), clean(a.TechniqueName, 200),
 		clean(a.Summary, 4000), clean(a.Actor, 500), string(groups), clean(a.SourceIP, 100), clean(a.UserAgent, 1000), clean(a.Verb, 50),
 		clean(a.Resource, 253), clean(a.Subresource, 253), clean(a.Namespace, 253), clean(a.Name, 253), string(events), a.Count,
-		groupKey, ms(a.FirstAt), ms(a.LastAt), ms(now)))
+		groupKey, ms(a.FirstAt), ms(a.LastAt), ms(now), clean(source, 20), clean(a.Node, 253), clean(a.ContainerID, 253),
+		clean(a.ContainerName, 253), clean(a.Image, 1000), clean(a.Process, 4000)))
 	if err == nil {
 		return stored, DeliveryNew, nil
 	}
@@ -189,7 +208,10 @@ func (s *DB) saveAlert(ctx context.Context, tx *sql.Tx, a Alert, now time.Time) 
 
 // AlertFilter selects alerts; zero fields select everything.
 type AlertFilter struct {
+	// Source is SourceAudit or SourceSensor.
+	Source  string
 	Cluster string
+	Node    string
 	RuleID  string
 	// Severity keeps alerts of exactly this severity; MinSeverity those
 	// at least as severe ("low", "medium", "high", "critical").
@@ -209,7 +231,9 @@ func (s *DB) Alerts(ctx context.Context, f AlertFilter, p Page) ([]Alert, string
 		return nil, "", err
 	}
 	var w conditions
+	w.addIf(f.Source != "", `source = ?`, f.Source)
 	w.addIf(f.Cluster != "", `cluster = ?`, f.Cluster)
+	w.addIf(f.Node != "", `node = ?`, f.Node)
 	w.addIf(f.RuleID != "", `rule_id = ?`, f.RuleID)
 	w.addIf(f.Severity != "", `severity = ?`, f.Severity)
 	if f.MinSeverity != "" {

@@ -15,7 +15,7 @@ import (
 
 func testAlert(key string, first time.Time) Alert {
 	first = first.Truncate(time.Millisecond).UTC()
-	return Alert{Cluster: "prod", RuleID: "secret-read-by-human", Title: "Secret read by a human", Severity: "high",
+	return Alert{Source: SourceAudit, Cluster: "prod", RuleID: "secret-read-by-human", Title: "Secret read by a human", Severity: "high",
 		TechniqueID: "T1552.007", TechniqueName: "Container API", Summary: "alice read secret shop/db", Actor: "alice",
 		Groups: []string{"dev"}, SourceIP: "10.0.0.1", UserAgent: "kubectl", Verb: "get", Resource: "secrets", Namespace: "shop",
 		Name: "db", Events: []string{key + "-e1"}, Count: 1, GroupKey: key, FirstAt: first, LastAt: first}

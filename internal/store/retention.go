@@ -17,6 +17,9 @@ type Retention struct {
 	AuditLog time.Duration
 	// AuditEvents bounds the Kubernetes audit events kept for hunting.
 	AuditEvents time.Duration
+	// SensorEvents bounds the node sensors' events kept for hunting, and
+	// the batch ids that tell a resent batch from a new one.
+	SensorEvents time.Duration
 	// Scans bounds finished scan records (queued and running jobs are
 	// never pruned) and alert deliveries that were sent or given up
 	// (pending ones are never pruned).
@@ -29,10 +32,10 @@ type Retention struct {
 	Images time.Duration
 }
 
-// DefaultRetention keeps a quarter of history, a week of audit events
-// and images seen within a month.
+// DefaultRetention keeps a quarter of history, a week of audit and
+// sensor events and images seen within a month.
 func DefaultRetention() Retention {
-	return Retention{AuditLog: 90 * 24 * time.Hour, AuditEvents: 7 * 24 * time.Hour, Scans: 30 * 24 * time.Hour, FixedFindings: 90 * 24 * time.Hour, Images: 30 * 24 * time.Hour}
+	return Retention{AuditLog: 90 * 24 * time.Hour, AuditEvents: 7 * 24 * time.Hour, SensorEvents: 7 * 24 * time.Hour, Scans: 30 * 24 * time.Hour, FixedFindings: 90 * 24 * time.Hour, Images: 30 * 24 * time.Hour}
 }
 
 // Pruned counts the rows a Prune removed, by table.
@@ -49,6 +52,8 @@ func (s *DB) Prune(ctx context.Context, r Retention) (Pruned, error) {
 		{"audit_log", `DELETE FROM audit_log WHERE at < ?`, r.AuditLog},
 		{"admission_decisions", `DELETE FROM admission_decisions WHERE at < ?`, r.AuditLog},
 		{"audit_events", `DELETE FROM audit_events WHERE at < ?`, r.AuditEvents},
+		{"sensor_events", `DELETE FROM sensor_events WHERE at < ?`, r.SensorEvents},
+		{"sensor_batches", `DELETE FROM sensor_batches WHERE received_at < ?`, r.SensorEvents},
 		{"alerts", `DELETE FROM alerts WHERE last_at < ?`, r.AuditLog},
 		{"alert_deliveries", `DELETE FROM alert_deliveries WHERE status IN ('sent', 'failed') AND created_at < ?`, r.Scans},
 		{"scans", `DELETE FROM scans WHERE finished_at IS NOT NULL AND finished_at < ?`, r.Scans},
