@@ -102,7 +102,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		return g.load(root, cmd)
 	}
 
-	root.AddCommand(newVersionCommand(), newDBCommand(g), newScanCommand(g), newServerCommand(g), newAdmissionCommand(g))
+	root.AddCommand(newVersionCommand(), newDBCommand(g), newScanCommand(g), newServerCommand(g), newAdmissionCommand(g), newSensorCommand(g))
 	root.AddCommand(newClientCommands(g)...)
 	return root
 }

@@ -36,11 +36,23 @@ func startServer(t *testing.T, scheme string, args ...string) *serverRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &serverRun{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port), logs: &syncBuffer{}, exited: make(chan int, 1)}
 	var b [32]byte
 	rand.Read(b[:])
 	token := "bwk_" + hex.EncodeToString(b[:])
-	s.env = map[string]string{"BULWARK_ADMIN_TOKEN": token, "BULWARK_TOKEN": token, "BULWARK_SERVER": scheme + "://" + s.addr}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return startServerWith(t, addr, map[string]string{"BULWARK_ADMIN_TOKEN": token, "BULWARK_TOKEN": token, "BULWARK_SERVER": scheme + "://" + addr}, args...)
+}
+
+// restart starts the server again, after Stop, on the same address with
+// the same environment and args.
+func (s *serverRun) restart(args ...string) *serverRun {
+	s.t.Helper()
+	return startServerWith(s.t, s.addr, s.env, args...)
+}
+
+func startServerWith(t *testing.T, addr string, env map[string]string, args ...string) *serverRun {
+	t.Helper()
+	s := &serverRun{t: t, addr: addr, env: env, logs: &syncBuffer{}, exited: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {

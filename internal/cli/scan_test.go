@@ -53,7 +53,12 @@ func (c cleaningM) Run() int {
 	return code
 }
 
-func TestMain(m *testing.M) { testenv.Main(cleaningM{m}) }
+func TestMain(m *testing.M) {
+	if code, ok := runCLIFromEnv(); ok {
+		os.Exit(code)
+	}
+	testenv.Main(cleaningM{m})
+}
 
 func scanReport(t *testing.T, args ...string) *model.Report {
 	t.Helper()
