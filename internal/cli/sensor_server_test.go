@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/bulwarkhq/bulwark/internal/admission/webhook"
+	"github.com/bulwarkhq/bulwark/internal/sensor/wire"
 	"github.com/bulwarkhq/bulwark/internal/testenv"
 )
 
@@ -210,17 +211,32 @@ func sensorTLS(t *testing.T) (flags []string, caFile string) {
 // attributed to the pod, container, image and digest. Then the server
 // stops, the container goes on executing, and after the server is back
 // every event arrives exactly once.
-func TestSensorThroughServer(t *testing.T) {
+// sensorLab is a server, a containerd with a pod's container, and a
+// sensor reporting to the server.
+type sensorLab struct {
+	srv        *serverRun
+	serverArgs []string
+	cli        func(...string) (int, string)
+	ctd        *testenv.Containerd
+	web        *testenv.RunningContainer
+	digest     string
+	sensor     *sensorProcess
+}
+
+// startSensorLab starts the lab; sensorArgs go to `bulwark sensor`.
+func startSensorLab(t *testing.T, sensorArgs ...string) *sensorLab {
+	t.Helper()
 	testenv.Integration(t)
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the node sensor needs root")
 	}
 	tlsFlags, caFile := sensorTLS(t)
-	serverArgs := append([]string{"--data-dir", t.TempDir()}, tlsFlags...)
-	srv := startServer(t, "https", serverArgs...)
-	cli := func(args ...string) (int, string) { return srv.cli(append(args, "--ca-file", caFile)...) }
-	srv.waitUntil("the server", time.Minute, func() (bool, string) { code, out := cli("token", "list"); return code == ExitOK, out })
-	code, out := cli("token", "create", "lab-sensors", "--role", "enroll")
+	l := &sensorLab{serverArgs: append([]string{"--data-dir", t.TempDir()}, tlsFlags...)}
+	l.srv = startServer(t, "https", l.serverArgs...)
+	// Through l.srv, so that the client follows a restarted server.
+	l.cli = func(args ...string) (int, string) { return l.srv.cli(append(args, "--ca-file", caFile)...) }
+	l.srv.waitUntil("the server", time.Minute, func() (bool, string) { code, out := l.cli("token", "list"); return code == ExitOK, out })
+	code, out := l.cli("token", "create", "lab-sensors", "--role", "enroll")
 	if code != ExitOK {
 		t.Fatalf("token create: %s", out)
 	}
@@ -229,11 +245,11 @@ func TestSensorThroughServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctd := testenv.StartContainerd(t)
+	l.ctd = testenv.StartContainerd(t)
 	const ref = "bulwark.test/shop/web:1"
-	ctd.ImportImage(t, ref, sensorTargetImage(t))
-	digest := ctd.ImageDigest(t, ref)
-	web := ctd.Start(t, ref, "shop-web-1", testenv.ContainerOptions{
+	l.ctd.ImportImage(t, ref, sensorTargetImage(t))
+	l.digest = l.ctd.ImageDigest(t, ref)
+	l.web = l.ctd.Start(t, ref, "shop-web-1", testenv.ContainerOptions{
 		Labels: map[string]string{
 			"io.kubernetes.pod.name": "web-7d9f", "io.kubernetes.pod.namespace": "shop",
 			"io.kubernetes.pod.uid": "0b6c1f4e-6a55-4d2c-9a51-3f0e2b7c9d10", "io.kubernetes.container.name": "web",
@@ -241,65 +257,98 @@ func TestSensorThroughServer(t *testing.T) {
 		Args: []string{"sleep", "100000"},
 	})
 
-	stateDir := t.TempDir()
-	sensor := startSensor(t, "--server", "https://"+srv.addr, "--ca-file", caFile, "--cluster", "lab", "--node", "node-1",
-		"--enroll-token-file", tokenFile, "--state-dir", stateDir, "--containerd-socket", ctd.Socket,
-		"--batch-interval", "200ms", "--log-format", "json")
-	srv.waitUntil("the sensor to enrol", time.Minute, func() (bool, string) {
-		code, out := cli("sensors", "list")
-		return code == ExitOK && strings.Contains(out, "node-1"), out + "\nsensor log:\n" + sensor.logs.String()
+	l.sensor = startSensor(t, append([]string{"--server", "https://" + l.srv.addr, "--ca-file", caFile, "--cluster", "lab",
+		"--node", "node-1", "--enroll-token-file", tokenFile, "--state-dir", t.TempDir(), "--containerd-socket", l.ctd.Socket,
+		"--batch-interval", "200ms", "--log-format", "json"}, sensorArgs...)...)
+	l.srv.waitUntil("the sensor to enrol", time.Minute, func() (bool, string) {
+		code, out := l.cli("sensors", "list")
+		return code == ExitOK && strings.Contains(out, "node-1"), out + "\nsensor log:\n" + l.sensor.logs.String()
 	})
-	// The sensor is attached once it reports a process of its own start.
-	srv.waitUntil("the sensor's first events", time.Minute, func() (bool, string) {
-		markers(t, ctd, web.ID, "warmup", 1)
-		events := sensorEvents(t, cli, "--container", web.ID, "--kind", "exec")
-		return len(events) > 0, fmt.Sprintf("%d events\nsensor log:\n%s", len(events), sensor.logs.String())
+	// The sensor is attached once it reports an execution in the container.
+	l.srv.waitUntil("the sensor's first events", time.Minute, func() (bool, string) {
+		markers(t, l.ctd, l.web.ID, "warmup", 1)
+		events := sensorEvents(t, l.cli, "--container", l.web.ID, "--kind", "exec")
+		return len(events) > 0, fmt.Sprintf("%d events\nsensor log:\n%s", len(events), l.sensor.logs.String())
 	})
+	return l
+}
 
-	for _, sc := range sensorScenarios {
-		runScenario(t, ctd, web.ID, sc)
+// alertsFor runs the scenarios and waits for their alerts, each of which
+// must be attributed to the pod.
+func (l *sensorLab) alertsFor(t *testing.T, scenarios []sensorScenario) map[string]sensorAlert {
+	t.Helper()
+	for _, sc := range scenarios {
+		runScenario(t, l.ctd, l.web.ID, sc)
 	}
 	alerts := map[string]sensorAlert{}
-	srv.waitUntil("the runtime alerts", 2*time.Minute, func() (bool, string) {
-		for _, a := range sensorAlerts(t, cli) {
+	l.srv.waitUntil("the runtime alerts", 2*time.Minute, func() (bool, string) {
+		for _, a := range sensorAlerts(t, l.cli) {
 			alerts[a.Rule] = a
 		}
 		var missing []string
-		for _, sc := range sensorScenarios {
+		for _, sc := range scenarios {
 			if _, ok := alerts[sc.rule]; !ok {
 				missing = append(missing, sc.rule)
 			}
 		}
 		return len(missing) == 0, fmt.Sprintf("missing %v; have %v", missing, keys(alerts))
 	})
-	for _, sc := range sensorScenarios {
+	for _, sc := range scenarios {
 		a := alerts[sc.rule]
 		if a.Source != "sensor" || a.Cluster != "lab" || a.Node != "node-1" || a.Namespace != "shop" || a.Name != "web-7d9f" ||
-			a.ContainerID != web.ID || a.ContainerName != "web" || a.Image != web.Image || len(a.Events) == 0 {
+			a.ContainerID != l.web.ID || a.ContainerName != "web" || a.Image != l.web.Image || len(a.Events) == 0 {
 			t.Errorf("%s: alert %s is not attributed to the pod: %+v", sc.name, sc.rule, a)
 		}
 	}
 	// The evidence is stored with its attribution, digest included.
-	ev := sensorEvents(t, cli, "--evidence", alerts["drift-binary-executed"].Events[0])
-	if len(ev) != 1 || ev[0].Exe != "/tmp/echo" || !ev[0].Drift || ev[0].Digest != digest || ev[0].Pod != "web-7d9f" {
-		t.Errorf("drift evidence = %+v, want /tmp/echo with drift in pod web-7d9f of image %s", ev, digest)
+	ev := sensorEvents(t, l.cli, "--evidence", alerts["drift-binary-executed"].Events[0])
+	if len(ev) != 1 || ev[0].Exe != "/tmp/echo" || !ev[0].Drift || ev[0].Digest != l.digest || ev[0].Pod != "web-7d9f" {
+		t.Errorf("drift evidence = %+v, want /tmp/echo with drift in pod web-7d9f of image %s", ev, l.digest)
 	}
-	// The host's own processes are not attributed to the container.
-	for _, e := range sensorEvents(t, cli, "--container", web.ID) {
-		if e.Namespace != "shop" || e.Pod != "web-7d9f" || e.Digest != digest {
+	for _, e := range sensorEvents(t, l.cli, "--container", l.web.ID) {
+		if e.Namespace != "shop" || e.Pod != "web-7d9f" || e.Digest != l.digest {
 			t.Errorf("event %s of the container is attributed to %s/%s %s", e.Evidence, e.Namespace, e.Pod, e.Digest)
 		}
+	}
+	return alerts
+}
+
+// TestSensorThroughServer is the node sensor as a user runs it: `bulwark
+// server` over HTTPS, an enrolment token from `bulwark token create --role
+// enroll`, and `bulwark sensor` in a process of its own on this machine
+// (eBPF, attribution through a real containerd). Attacks run inside a
+// container started with Kubernetes' CRI labels; each raises its alert,
+// attributed to the pod, container, image and digest. Then the server
+// stops, the container goes on executing, and after the server is back
+// every event arrives exactly once.
+func TestSensorThroughServer(t *testing.T) {
+	l := startSensorLab(t)
+	alerts := l.alertsFor(t, sensorScenarios)
+	ctd, web, cli := l.ctd, l.web, l.cli
+
+	// The reverse shell: sh's input is nc's TCP connection, and its
+	// ancestry reaches out of the container.
+	ev := sensorEvents(t, cli, "--evidence", alerts["reverse-shell"].Events[0])
+	if len(ev) != 1 {
+		t.Fatalf("reverse shell evidence: %d events", len(ev))
+	}
+	var shell wire.Event
+	if err := json.Unmarshal(ev[0].Event, &shell); err != nil {
+		t.Fatal(err)
+	}
+	if p := shell.Process; p.Exe != "/bin/sh" || p.Stdin != "tcp" || p.Remote != "127.0.0.1:4444" || len(shell.Ancestors) == 0 {
+		t.Errorf("reverse shell evidence = %+v with %d ancestors, want /bin/sh reading tcp from 127.0.0.1:4444", p, len(shell.Ancestors))
 	}
 
 	// No loss: 300 executions while the server is down wait on disk.
 	const n = 300
 	markers(t, ctd, web.ID, "online", n)
-	srv.Stop()
+	l.srv.Stop()
 	markers(t, ctd, web.ID, "outage", n)
 	time.Sleep(2 * time.Second) // a few failed attempts
-	srv = srv.restart(serverArgs...)
+	l.srv = l.srv.restart(l.serverArgs...)
 	for _, prefix := range []string{"online", "outage"} {
-		srv.waitUntil(prefix+" markers", 2*time.Minute, func() (bool, string) {
+		l.srv.waitUntil(prefix+" markers", 2*time.Minute, func() (bool, string) {
 			evs, err := listSensorEvents(cli, "--container", web.ID, "--exe", "/bin/true")
 			if err != nil {
 				return false, err.Error() // the server is starting
@@ -318,8 +367,8 @@ func TestSensorThroughServer(t *testing.T) {
 			return len(seen) == n, fmt.Sprintf("%d of %d %s markers", len(seen), n, prefix)
 		})
 	}
-	t.Logf("sensor peak RSS: %.1f MiB", float64(sensor.peakRSS(t))/(1<<20))
-	sensor.stop(t)
+	t.Logf("sensor peak RSS: %.1f MiB", float64(l.sensor.peakRSS(t))/(1<<20))
+	l.sensor.stop(t)
 }
 
 // sensorAlert is the part of an alert the test checks.
@@ -347,6 +396,7 @@ type storedSensorEvent struct {
 	Evidence, Exe, Pod, Namespace, Digest, DNSName string
 	Args                                           []string
 	Drift                                          bool
+	Event                                          json.RawMessage
 }
 
 func sensorEvents(t *testing.T, cli func(...string) (int, string), filters ...string) []storedSensorEvent {
@@ -376,4 +426,27 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestSensorFallbackThroughServer is the sensor where BPF is refused
+// (--source proc): the proc connector and fanotify see the executions, so
+// drift, download-and-execute and reverse shells are still caught and
+// attributed. What the fallback cannot do is left out: DNS is not seen
+// without BPF, and a program that exits within a millisecond of starting
+// (the interactive shell on /dev/null, the failing apt-get) is gone before
+// /proc can be read, so its event has no program or arguments.
+func TestSensorFallbackThroughServer(t *testing.T) {
+	l := startSensorLab(t, "--source", "proc")
+	var scenarios []sensorScenario
+	for _, sc := range sensorScenarios {
+		switch sc.rule {
+		case "cryptominer-pool-dns", "shell-in-container", "package-manager-in-container":
+		default:
+			scenarios = append(scenarios, sc)
+		}
+	}
+	l.alertsFor(t, scenarios)
+	if !strings.Contains(l.sensor.logs.String(), "netlink/proc_connector") {
+		t.Errorf("the sensor did not say it uses the proc connector:\n%s", l.sensor.logs.String())
+	}
 }

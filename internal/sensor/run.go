@@ -153,8 +153,14 @@ func logStats(ctx context.Context, every time.Duration, log *slog.Logger, a *Age
 		case <-tick.C:
 		}
 		as, ts, cs := a.Stats(), t.Stats(), c.Stats()
-		log.Info("sensor stats", "read", as.Read, "converted", as.Sent, "malformed", as.Malformed,
+		attrs := []any{"read", as.Read, "converted", as.Sent, "malformed", as.Malformed,
 			"processes", ts.Processes, "sent", cs.SentEvents, "dropped", cs.Dropped, "rejected", cs.Rejected,
-			"spoolBytes", cs.SpoolBytes, "lastError", cs.LastError)
+			"spoolBytes", cs.SpoolBytes, "lastError", cs.LastError}
+		// The fallback counts executions it could read only in part (the
+		// process was gone before /proc was read).
+		if in, ok := a.Source.(interface{ Incomplete() uint64 }); ok {
+			attrs = append(attrs, "incomplete", in.Incomplete())
+		}
+		log.Info("sensor stats", attrs...)
 	}
 }

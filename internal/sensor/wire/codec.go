@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -34,8 +35,14 @@ func Encode(w io.Writer, b *Batch) error {
 // MaxCompressedBytes on the wire or MaxBatchBytes of JSON, unknown fields
 // and trailing data, and validates it. Every error wraps ErrInvalid.
 func DecodeBatch(r io.Reader) (*Batch, error) {
-	zr, err := gzip.NewReader(&limitReader{r: r, n: MaxCompressedBytes, what: "compressed batch"})
+	// The buffered reader is what gzip reads the member from, so that
+	// whatever follows the member (and the limit's error) is seen below.
+	br := bufio.NewReader(&limitReader{r: r, n: MaxCompressedBytes, what: "compressed batch"})
+	zr, err := gzip.NewReader(br)
 	if err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: not gzip: %w", ErrInvalid, err)
 	}
 	defer zr.Close()
@@ -47,13 +54,23 @@ func DecodeBatch(r io.Reader) (*Batch, error) {
 		}
 		return nil, fmt.Errorf("%w: reading batch: %w", ErrInvalid, err)
 	}
+	switch _, err := br.ReadByte(); {
+	case err == nil:
+		return nil, fmt.Errorf("%w: data after the compressed batch", ErrInvalid)
+	case errors.Is(err, ErrInvalid):
+		return nil, err
+	case !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%w: reading batch: %w", ErrInvalid, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var b Batch
 	if err := dec.Decode(&b); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if dec.More() {
+	// More() misses a stray closing bracket; anything but white space
+	// after the batch is refused.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
 		return nil, fmt.Errorf("%w: data after the batch", ErrInvalid)
 	}
 	if err := b.Validate(); err != nil {
