@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
@@ -44,8 +45,10 @@ type SyslogOptions struct {
 const sdID = "alert@32473"
 
 // maxUDPMessage keeps a datagram within what RFC 5426 receivers should
-// take; maxSDValue bounds each structured data value so that the header
-// and structured data always fit in it and only the free text is cut.
+// take; maxSDValue bounds each structured data value, escaped, so that
+// the header and structured data always fit in it (25 parameters of at
+// most 300 bytes and a header of at most about 360) and only the free
+// text is cut.
 const (
 	maxUDPMessage = 8192
 	maxSDValue    = 300
@@ -208,33 +211,34 @@ func severityCode(sev string) int {
 
 // format spells an RFC 5424 message:
 // <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] BOM MSG.
+// A sensor alert's parameters and text say where it happened and the
+// process; an audit alert's the actor and the object.
 func (s *Syslog) format(a store.Alert, kind string, now time.Time) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<%d>1 %s %s %s %d alert [%s", s.opts.Facility*8+severityCode(a.Severity), now.UTC().Format("2006-01-02T15:04:05.000Z"),
 		headerField(s.opts.Hostname, 255), headerField(s.opts.AppName, 48), os.Getpid(), sdID)
 	for _, p := range []struct{ name, value string }{
-		{"id", strconv.FormatInt(a.ID, 10)}, {"kind", kind}, {"cluster", a.Cluster}, {"rule", a.RuleID}, {"severity", a.Severity},
-		{"technique", a.TechniqueID}, {"techniqueName", a.TechniqueName}, {"actor", a.Actor}, {"groups", strings.Join(a.Groups, ",")},
-		{"sourceIP", a.SourceIP}, {"userAgent", a.UserAgent}, {"verb", a.Verb}, {"resource", a.Resource},
-		{"subresource", a.Subresource}, {"namespace", a.Namespace}, {"name", a.Name}, {"count", strconv.Itoa(a.Count)},
+		{"id", strconv.FormatInt(a.ID, 10)}, {"kind", kind}, {"source", source(a)}, {"cluster", a.Cluster}, {"rule", a.RuleID},
+		{"severity", a.Severity}, {"technique", a.TechniqueID}, {"techniqueName", a.TechniqueName}, {"actor", a.Actor},
+		{"groups", strings.Join(a.Groups, ",")}, {"sourceIP", a.SourceIP}, {"userAgent", a.UserAgent}, {"verb", a.Verb},
+		{"resource", a.Resource}, {"subresource", a.Subresource}, {"namespace", a.Namespace}, {"name", a.Name},
+		{"node", a.Node}, {"containerId", a.ContainerID}, {"containerName", a.ContainerName}, {"image", a.Image},
+		{"process", a.Process}, {"count", strconv.Itoa(a.Count)},
 		{"firstAt", a.FirstAt.UTC().Format(time.RFC3339Nano)}, {"lastAt", a.LastAt.UTC().Format(time.RFC3339Nano)},
 	} {
 		if p.value == "" {
 			continue
 		}
-		b.WriteString(" " + p.name + `="` + sdValue(cut(p.value, maxSDValue)) + `"`)
+		b.WriteString(" " + p.name + `="`)
+		writeSDValue(&b, p.value, maxSDValue)
+		b.WriteString(`"`)
 	}
 	b.WriteString("] \ufeff")
-	text := a.Title + ": " + a.Actor + " " + object(a)
+	text := a.Title + ": " + describe(a)
 	if a.Summary != "" {
 		text += " — " + a.Summary
 	}
-	b.WriteString(strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, text))
+	b.WriteString(oneLine(text))
 	msg := b.String()
 	if s.network == SyslogUDP {
 		msg = cut(msg, maxUDPMessage)
@@ -257,7 +261,30 @@ func headerField(v string, n int) string {
 	return cut(v, n)
 }
 
-// sdValue escapes a PARAM-VALUE: '"', '\' and ']' take a backslash.
-func sdValue(v string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`).Replace(v)
+// writeSDValue writes v as a PARAM-VALUE of at most n bytes: '"', '\'
+// and ']' take a backslash, and the cut falls between escapes, never
+// leaving a lone backslash to swallow the closing quote. Control
+// characters become spaces, so one message stays one line for receivers
+// that split on them.
+func writeSDValue(b *strings.Builder, v string, n int) {
+	written := 0
+	for _, r := range v {
+		r = safeRune(r)
+		if r < 0 {
+			continue
+		}
+		escape := r == '"' || r == '\\' || r == ']'
+		size := utf8.RuneLen(r)
+		if escape {
+			size++
+		}
+		if written+size > n {
+			return
+		}
+		if escape {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+		written += size
+	}
 }

@@ -2,6 +2,7 @@ package alertout
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -185,7 +186,9 @@ func (s *Slack) Send(ctx context.Context, a store.Alert, kind string) error {
 }
 
 // SlackMessage is the message Slack posts for an alert: "text" for
-// notifications and clients without blocks, "blocks" for the rest.
+// notifications and clients without blocks, "blocks" for the rest. An
+// audit alert shows its actor and object; a sensor alert where it
+// happened (node, pod, container, image) and the process.
 func SlackMessage(a store.Alert, kind string) map[string]any {
 	sev := strings.ToUpper(a.Severity)
 	head := sev + ": " + a.Title
@@ -196,11 +199,9 @@ func SlackMessage(a store.Alert, kind string) map[string]any {
 	if a.TechniqueName != "" {
 		technique = strings.TrimSpace(technique + " " + a.TechniqueName)
 	}
-	actor := a.Actor
-	if a.SourceIP != "" {
-		actor += " from " + a.SourceIP
-	}
-	text := fmt.Sprintf("[%s] %s: %s %s (%d events, cluster %s)", sev, a.Title, a.Actor, object(a), a.Count, a.Cluster)
+	// Slack reads text as markup too: a command line holding
+	// "<!channel>" must not ping anyone.
+	text := fmt.Sprintf("[%s] %s: %s (%d events, cluster %s)", sev, a.Title, describe(a), a.Count, a.Cluster)
 	field := func(label, value string) map[string]any {
 		if value == "" {
 			value = "-"
@@ -213,21 +214,45 @@ func SlackMessage(a store.Alert, kind string) map[string]any {
 	if a.Summary != "" {
 		blocks = append(blocks, map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": cut(mrkdwn(a.Summary), 3000)}})
 	}
-	blocks = append(blocks,
-		map[string]any{"type": "section", "fields": []any{
+	if isSensor(a) {
+		container := containerRef(a)
+		if a.ContainerName != "" && a.ContainerID != "" {
+			container += " (" + oneLine(cut(a.ContainerID, 12)) + ")"
+		}
+		node := oneLine(a.Node)
+		if a.ContainerID == "" && a.ContainerName == "" && a.Name == "" && node != "" {
+			node += " (no container)"
+		}
+		process := clip(a.Process, 2500)
+		blocks = append(blocks,
+			map[string]any{"type": "section", "fields": []any{
+				field("Severity", sev), field("Rule", a.RuleID), field("Technique", technique),
+				field("Node", node), field("Pod", podRef(a)), field("Container", container),
+				field("Image", oneLine(a.Image)), field("User", oneLine(a.Actor)), field("Count", fmt.Sprint(a.Count)),
+			}},
+			map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": cut("*Process*\n"+mrkdwn(cmp.Or(process, "-")), 3000)}},
+		)
+	} else {
+		actor := a.Actor
+		if a.SourceIP != "" {
+			actor += " from " + a.SourceIP
+		}
+		blocks = append(blocks, map[string]any{"type": "section", "fields": []any{
 			field("Severity", sev), field("Rule", a.RuleID), field("Technique", technique),
 			field("Actor", actor), field("Object", object(a)), field("Count", fmt.Sprint(a.Count)),
-		}},
+		}})
+	}
+	blocks = append(blocks,
 		map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": cut(mrkdwn(fmt.Sprintf(
 			"cluster %s · first %s · last %s · alert %d", a.Cluster, a.FirstAt.UTC().Format(time.RFC3339), a.LastAt.UTC().Format(time.RFC3339), a.ID)), 3000)}}},
 	)
-	return map[string]any{"text": cut(text, 3000), "blocks": blocks}
+	return map[string]any{"text": cut(mrkdwn(text), 3000), "blocks": blocks}
 }
 
 // mrkdwn escapes the three characters Slack's markup gives meaning.
-func mrkdwn(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+func mrkdwn(s string) string { return mrkdwnEscaper.Replace(s) }
+
+var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // cut bounds s to n bytes on a rune boundary.
 func cut(s string, n int) string {
