@@ -63,6 +63,7 @@ func newSensorCommand(g *globals) *cobra.Command {
 	f.StringVar(&c.Source, "source", sensor.SourceAuto, "event source: auto (eBPF, else the proc connector), bpf or proc")
 	f.IntVar(&c.RingSize, "ring-bytes", 0, "eBPF ring buffer size, a power of two (default 256 KiB)")
 	f.StringVar(&c.ContainerdSocket, "containerd-socket", "/run/containerd/containerd.sock", "containerd's socket, to name the container of each event; empty for none")
+	f.StringVar(&c.CRISocket, "cri-socket", "", "a CRI runtime's socket (CRI-O: /var/run/crio/crio.sock), used instead of containerd's API")
 	f.StringSliceVar(&c.ContainerdNamespaces, "containerd-namespace", nil, "containerd namespace to attribute (repeatable; default all, Kubernetes uses k8s.io)")
 	f.StringVar(&c.ProcRoot, "proc-root", "/proc", "where the host's /proc is visible")
 	f.StringVar(&c.HostRoot, "host-root", "/", "where the host's root file system is visible (for the proc-connector fallback's drift checks)")

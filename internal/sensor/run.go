@@ -33,9 +33,10 @@ type Config struct {
 	Source string
 	// RingSize is the eBPF ring buffer's size in bytes; 0 is the default.
 	RingSize int
-	// ContainerdSocket is the container runtime's socket; empty leaves
-	// containers named only by their cgroup's naming convention.
-	ContainerdSocket string
+	// ContainerdSocket is containerd's socket; CRISocket a CRI runtime's
+	// (CRI-O), used instead when set. With neither, containers are named
+	// only by their cgroup's naming convention.
+	ContainerdSocket, CRISocket string
 	// ContainerdNamespaces limits attribution to these containerd
 	// namespaces; empty means all.
 	ContainerdNamespaces []string
@@ -94,15 +95,13 @@ func Run(ctx context.Context, c Config) error {
 	agent := &Agent{Source: src, Converter: tracker, Sink: client, Logger: log}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if c.ContainerdSocket != "" {
-		rt, err := attrib.DialContainerd(c.ContainerdSocket, attrib.ContainerdOptions{Namespaces: c.ContainerdNamespaces})
-		if err != nil {
-			return fmt.Errorf("connecting to containerd: %w", err)
-		}
+	if rt, name, err := openRuntime(c); err != nil {
+		return err
+	} else if rt != nil {
 		defer rt.Close()
 		resolver := attrib.New(rt, attrib.Config{ProcRoot: c.ProcRoot, Logger: log.With("component", "attrib")})
 		if err := resolver.Refresh(ctx); err != nil {
-			log.Warn("listing containerd's containers; retrying on demand", "socket", c.ContainerdSocket, "err", err)
+			log.Warn("listing the runtime's containers; retrying on demand", "runtime", name, "err", err)
 		}
 		go resolver.Run(ctx)
 		agent.Attributor = resolver
@@ -111,6 +110,32 @@ func Run(ctx context.Context, c Config) error {
 	}
 	go logStats(ctx, c.StatsEvery, log, agent, tracker, client)
 	return agent.Run(ctx)
+}
+
+// containerRuntime is a container runtime attribution can ask.
+type containerRuntime interface {
+	attrib.Source
+	Close() error
+}
+
+// openRuntime connects to the CRI runtime or containerd the config names;
+// nil when it names neither.
+func openRuntime(c Config) (containerRuntime, string, error) {
+	switch {
+	case c.CRISocket != "":
+		rt, err := attrib.DialCRI(c.CRISocket, attrib.CRIOptions{})
+		if err != nil {
+			return nil, "", fmt.Errorf("connecting to the CRI runtime: %w", err)
+		}
+		return rt, c.CRISocket, nil
+	case c.ContainerdSocket != "":
+		rt, err := attrib.DialContainerd(c.ContainerdSocket, attrib.ContainerdOptions{Namespaces: c.ContainerdNamespaces})
+		if err != nil {
+			return nil, "", fmt.Errorf("connecting to containerd: %w", err)
+		}
+		return rt, c.ContainerdSocket, nil
+	}
+	return nil, "", nil
 }
 
 // openSource opens the eBPF probe, or the fallback where BPF is refused.

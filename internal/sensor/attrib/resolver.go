@@ -2,9 +2,10 @@
 // containers they come from. An event names its process by pid and by the
 // cgroup it sits in (the v2 cgroup id and the last element of its cgroup
 // path, or of its v1 memory cgroup's path on a cgroup v1 host); the
-// Resolver maps those to the container the runtime (containerd, over its
-// gRPC API) says owns that cgroup, with the container's Kubernetes pod,
-// namespace and name from its CRI labels and its image's digest.
+// Resolver maps those to the container the runtime says owns that cgroup —
+// containerd over its own gRPC API (Containerd), or any runtime over the
+// Kubernetes CRI (CRI, for CRI-O) — with the container's Kubernetes pod,
+// namespace and name and its image's digest.
 //
 // The runtime's view is cached: a known cgroup costs an atomic load and a
 // map lookup. An unknown one refreshes the cache from the runtime, at most
@@ -412,6 +413,11 @@ func (r *Resolver) watch(ctx context.Context, w Watcher, notify func()) {
 	for {
 		err := w.Watch(ctx, notify)
 		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrEventsUnsupported) {
+			// Misses and the periodic resync keep the cache current.
+			r.log.Info("the container runtime sends no container events; refreshing on misses and every resync", "resync", r.cfg.ResyncInterval)
 			return
 		}
 		r.log.Debug("container events stream ended; resubscribing", "error", err, "after", pause)
