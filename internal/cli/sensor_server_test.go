@@ -157,7 +157,9 @@ var sensorScenarios = []sensorScenario{
 	// kubectl exec -it … sh: an interactive shell with no command (its
 	// input is /dev/null here, so that it ends).
 	{"interactive shell", [][]string{{"sh", "-c", "/bin/sh -i </dev/null"}}, "shell-in-container"},
-	{"drift", [][]string{{"cp", "/bin/busybox", "/tmp/echo"}, {"/tmp/echo", "drifted"}}, "drift-binary-executed"},
+	// The shell's copy is not in the image; busybox, run as "x", knows no
+	// such applet and exits, after the exec the sensor reports.
+	{"drift", [][]string{{"sh", "-c", "cp /bin/sh /tmp/x; /tmp/x"}}, "drift-binary-executed"},
 	{"download and execute", [][]string{
 		{"busybox", "httpd", "-p", "127.0.0.1:8080", "-h", "/bin"},
 		{"busybox", "wget", "-q", "-O", "/tmp/id", "http://127.0.0.1:8080/busybox"},
@@ -302,8 +304,8 @@ func (l *sensorLab) alertsFor(t *testing.T, scenarios []sensorScenario) map[stri
 	}
 	// The evidence is stored with its attribution, digest included.
 	ev := sensorEvents(t, l.cli, "--evidence", alerts["drift-binary-executed"].Events[0])
-	if len(ev) != 1 || ev[0].Exe != "/tmp/echo" || !ev[0].Drift || ev[0].Digest != l.digest || ev[0].Pod != "web-7d9f" {
-		t.Errorf("drift evidence = %+v, want /tmp/echo with drift in pod web-7d9f of image %s", ev, l.digest)
+	if len(ev) != 1 || ev[0].Exe != "/tmp/x" || !ev[0].Drift || ev[0].Digest != l.digest || ev[0].Pod != "web-7d9f" {
+		t.Errorf("drift evidence = %+v, want /tmp/x with drift in pod web-7d9f of image %s", ev, l.digest)
 	}
 	for _, e := range sensorEvents(t, l.cli, "--container", l.web.ID) {
 		if e.Namespace != "shop" || e.Pod != "web-7d9f" || e.Digest != l.digest {

@@ -623,3 +623,21 @@ func (c *Client) cutPendingForTest() {
 	c.flush <- done
 	<-done
 }
+
+// A sensor enrols when it starts, before it has any event to send, so
+// that a quiet node shows up at once.
+func TestEnrolsBeforeTheFirstEvent(t *testing.T) {
+	srv := newFakeServer(t)
+	c := newClient(t, srv.options(t, t.TempDir()))
+	deadline := time.Now().Add(20 * time.Second)
+	for srv.enrollCount() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no enrolment within 20s of starting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	closeClient(t, c)
+	if got := c.Stats().Enrolments; got != 1 {
+		t.Errorf("Enrolments = %d, want 1", got)
+	}
+}

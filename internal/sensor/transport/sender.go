@@ -52,6 +52,13 @@ type sender struct {
 func (c *Client) runSender(ctx context.Context, cred *credential) {
 	defer close(c.senderDone)
 	s := &sender{c: c, cred: cred, backoff: backoff{max: c.opts.MaxBackoff}}
+	// Enrol at once rather than with the first batch: a sensor on a quiet
+	// node shows up as enrolled, and a bad token is reported, at start.
+	for s.cred == nil && ctx.Err() == nil {
+		if err := s.enroll(ctx); err != nil {
+			sleep(ctx, s.failed(ctx, err))
+		}
+	}
 	for ctx.Err() == nil {
 		e, ok := c.spool.oldest()
 		if !ok {
@@ -72,17 +79,36 @@ func (c *Client) runSender(ctx context.Context, cred *credential) {
 	}
 }
 
+// enroll trades the token for a credential.
+func (s *sender) enroll(ctx context.Context) error {
+	cred, err := s.c.enroll(ctx)
+	if err != nil {
+		return err
+	}
+	s.cred = cred
+	s.backoff.reset()
+	s.c.stats.enrolments.Add(1)
+	return nil
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // step tries to deliver the oldest batch once and returns how long to wait
 // before the next try.
 func (s *sender) step(ctx context.Context, e spoolEntry) time.Duration {
 	c := s.c
 	if s.cred == nil {
-		cred, err := c.enroll(ctx)
-		if err != nil {
+		if err := s.enroll(ctx); err != nil {
 			return s.failed(ctx, err)
 		}
-		s.cred = cred
-		c.stats.enrolments.Add(1)
 	}
 	data, events, err := c.spool.load(e)
 	if err != nil {
