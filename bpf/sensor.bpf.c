@@ -470,6 +470,16 @@ int BPF_PROG(sensor_dns, struct sk_buff *skb)
 	struct dns_event *e;
 	__u8 b[8];
 
+	/*
+	 * Only packets a local socket sends: a packet forwarded from a pod's
+	 * network namespace has been orphaned on the way (its socket is
+	 * dropped crossing namespaces) and is queued again on the host's
+	 * devices from softirq context, where the current task is not the
+	 * sender. The pod's own queueing on its interface, in the sender's
+	 * context, is the one reported.
+	 */
+	if (!BPF_CORE_READ(skb, sk))
+		return 0;
 	if (proto == ETH_P_IP) {
 		if (bpf_probe_read_kernel(b, 8, head + nh))
 			return 0;

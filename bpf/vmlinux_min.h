@@ -170,6 +170,8 @@ struct linux_binprm {
 };
 
 struct sk_buff {
+	/* In the kernel, inside an anonymous union; CO-RE finds it by name. */
+	struct sock *sk;
 	unsigned int len;
 	unsigned int data_len;
 	__be16 protocol;

@@ -21,7 +21,9 @@
 //     new processes and exiting thread-group leaders (threads are skipped).
 //   - net_dev_queue: outgoing UDP datagrams to port 53 over IPv4 or IPv6
 //     (no IPv6 extension headers), up to 256 bytes of DNS payload with the
-//     sending task's fields.
+//     sending task's fields. Only packets that still have their socket:
+//     one forwarded from a pod's namespace was orphaned on the way and is
+//     queued again from softirq context, with an unrelated task current.
 //   - inet_sock_set_state: a TCP socket entering SYN_SENT, i.e. connect(),
 //     with the connecting task's fields and the destination. Outgoing SYNs
 //     seen in net_dev_queue would be attributed to the wrong task when
