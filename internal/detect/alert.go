@@ -4,10 +4,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// maxAlertEvents bounds the audit IDs an alert carries as evidence.
-const maxAlertEvents = 20
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
+)
 
 // Alert is a rule's verdict on one or more events of one group.
 type Alert struct {
@@ -25,7 +24,8 @@ type Alert struct {
 	UserAgent    string
 	// The object of the group's first event.
 	Verb, Resource, Subresource, Namespace, Name string
-	// Events are the audit IDs of the evidence, the first maxAlertEvents.
+	// Events are the audit IDs of the evidence, the first
+	// rulestate.MaxEvidence.
 	Events []string
 	// Count is how many matches the group holds; a threshold rule's first
 	// alert counts the matches that crossed the threshold.
@@ -39,33 +39,12 @@ type Alert struct {
 	Update bool
 }
 
-// group is an open alert group.
-type group struct {
-	alert    Alert
-	reported int // Count when last returned
-}
-
-func (g *group) add(id string, t time.Time, weight int) {
-	g.alert.Count += weight
-	if id != "" && len(g.alert.Events) < maxAlertEvents {
-		g.alert.Events = append(g.alert.Events, id)
-	}
-	if t.After(g.alert.LastAt) {
-		g.alert.LastAt = t
-	}
-	if t.Before(g.alert.FirstAt) {
-		g.alert.FirstAt = t
-	}
-}
-
-// snapshot is the alert to return now; the group keeps growing
-// independently of it.
-func (g *group) snapshot(update bool) Alert {
-	a := g.alert
+// reportAlert completes the alert of a group's first match with the
+// group's evidence; see rulestate.Groups.
+func reportAlert(a Alert, ev rulestate.Evidence, update bool) Alert {
 	a.Groups = slices.Clone(a.Groups)
-	a.Events = slices.Clone(a.Events)
+	a.Events, a.Count, a.FirstAt, a.LastAt, a.Key = ev.Events, ev.Count, ev.FirstAt, ev.LastAt, ev.Key
 	a.Update = update
-	g.reported = a.Count
 	return a
 }
 

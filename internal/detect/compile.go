@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
 )
 
 // ErrCompile is wrapped by every error about a rule expression.
@@ -49,8 +51,8 @@ type Engine struct {
 	mu        sync.Mutex
 	index     ruleIndex
 	view      eventView
-	groups    *lru[*group]
-	streaming *lru[struct{}]
+	groups    *rulestate.Groups[Alert]
+	streaming *rulestate.LRU[struct{}]
 }
 
 type compiledRule struct {
@@ -62,9 +64,8 @@ type compiledRule struct {
 	anyVerb bool
 	verbs   []string
 	// state of stateful rules; nil otherwise.
-	firstSeen *lru[time.Time]
-	threshold *lru[*counter]
-	errors    uint64
+	state  *rulestate.State
+	errors uint64
 }
 
 // Compile type-checks every expression of every rule and builds an Engine.
@@ -105,8 +106,8 @@ func Compile(rules []Rule, o Options) (*Engine, error) {
 	}
 	sort.Slice(e.rules, func(i, j int) bool { return e.rules[i].ID < e.rules[j].ID })
 	e.index = newRuleIndex(e.rules)
-	e.groups = newLRU[*group](o.MaxGroups)
-	e.streaming = newLRU[struct{}](streamingIDs)
+	e.groups = rulestate.NewGroups(o.MaxGroups, o.GroupWindow, reportAlert)
+	e.streaming = rulestate.NewLRU[struct{}](streamingIDs)
 	return e, nil
 }
 
@@ -126,55 +127,23 @@ func compileRule(r Rule) (*compiledRule, error) {
 	// them down. Everything else gets the limit.
 	limited := !isBuiltin(r)
 	cr := &compiledRule{Rule: r, limited: limited}
-	if cr.match, err = program(env, r.Match, cel.BoolType, limited); err != nil {
+	if cr.match, err = Program(env, r.Match, cel.BoolType, limited, checkFields); err != nil {
 		return nil, fail("match", err)
 	}
 	if r.Output != "" {
-		if cr.output, err = program(env, r.Output, cel.StringType, limited); err != nil {
+		if cr.output, err = Program(env, r.Output, cel.StringType, limited, checkFields); err != nil {
 			return nil, fail("output", err)
 		}
 	}
 	cr.anyVerb = len(r.Verbs) == 0 || slices.Contains(r.Verbs, "*")
 	cr.verbs = r.Verbs
 	if s := r.State; s != nil {
-		if cr.key, err = program(env, s.Key, cel.StringType, limited); err != nil {
+		if cr.key, err = Program(env, s.Key, cel.StringType, limited, checkFields); err != nil {
 			return nil, fail("state.key", err)
 		}
-		switch s.Kind {
-		case StateFirstSeen:
-			if s.TTL == 0 {
-				s.TTL = defaultFirstSeenTTL
-			}
-			if s.Max == 0 {
-				s.Max = defaultFirstSeenMax
-			}
-			cr.firstSeen = newLRU[time.Time](s.Max)
-		case StateThreshold:
-			if s.Max == 0 {
-				s.Max = defaultThresholdMax
-			}
-			cr.threshold = newLRU[*counter](s.Max)
-		}
+		cr.state = NewState(s)
 	}
 	return cr, nil
-}
-
-func program(env *cel.Env, expr string, want *cel.Type, limited bool) (cel.Program, error) {
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
-		return nil, iss.Err()
-	}
-	if out := ast.OutputType(); !out.IsExactType(want) && !out.IsExactType(cel.DynType) {
-		return nil, fmt.Errorf("expression has type %s, want %s", out, want)
-	}
-	if err := checkFields(ast); err != nil {
-		return nil, err
-	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if limited {
-		opts = append(opts, cel.CostLimit(costLimit), cel.InterruptCheckFrequency(100))
-	}
-	return env.Program(ast, opts...)
 }
 
 // cloneRule copies the slices and state of r, so that the caller's rule and

@@ -4,9 +4,12 @@
 // Containers technique, a severity and a remediation.
 //
 // The package owns the rule format (YAML, see RULES.md), the embedded
-// default rules, the CEL view of an audit event, the bounded per-rule state
-// of stateful rules (first-seen keys, threshold counters) and the grouping
-// of duplicate alerts. It does not ingest audit events (webhook backend or
+// default rules and the CEL view of an audit event. The fields, state
+// specs and CEL limits that runtime rules (internal/nodedetect) share with
+// audit rules are validated and compiled here too ([ValidateCommon],
+// [NewState], [Program], [Eval]), so the two formats cannot drift apart;
+// the bounded rule state and alert groups themselves live in
+// internal/rulestate, used by both engines. It does not ingest audit events (webhook backend or
 // log tailing), redact them or store alerts: events arrive already redacted
 // and the caller delivers what [Engine.Process] and [Engine.Flush] return.
 //

@@ -88,13 +88,13 @@ func TestStateBounded(t *testing.T) {
 		return ev("get", "secrets", in("app", "db"), by(authnUser(fmt.Sprintf("user-%d", i/2))), at(t0.Add(time.Duration(i)*time.Millisecond)))
 	})
 	alerts := e.Process(context.Background(), events)
-	if n := e.rule("first-secret-read").firstSeen.len(); n > 3 {
+	if n := e.rule("first-secret-read").state.Len(); n > 3 {
 		t.Errorf("first-seen keys = %d, want at most 3", n)
 	}
-	if n := e.rule("burst").threshold.len(); n > 5 {
+	if n := e.rule("burst").state.Len(); n > 5 {
 		t.Errorf("threshold keys = %d, want at most 5", n)
 	}
-	if n := e.groups.len(); n > 7 {
+	if n := e.groups.Len(); n > 7 {
 		t.Errorf("groups = %d, want at most 7", n)
 	}
 	// Every unique user is first seen once, and every pair crosses the
@@ -181,7 +181,7 @@ func TestGrouping(t *testing.T) {
 	if got := e.Flush(t0.Add(time.Hour)); len(got) != 0 {
 		t.Errorf("Flush() = %v, want nothing", summarize(got))
 	}
-	if n := e.groups.len(); n != 0 {
+	if n := e.groups.Len(); n != 0 {
 		t.Errorf("%d groups left after the window, want 0", n)
 	}
 }

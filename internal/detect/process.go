@@ -2,15 +2,10 @@ package detect
 
 import (
 	"context"
-	"fmt"
 	"math/bits"
 	"slices"
-	"sort"
 	"time"
 
-	"github.com/google/cel-go/cel"
-	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/common/types/ref"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
 
@@ -50,15 +45,15 @@ func (e *Engine) judged(ev *auditv1.Event) bool {
 			return false
 		}
 		if ev.AuditID != "" {
-			if _, seen := e.streaming.get(string(ev.AuditID)); !seen {
-				e.streaming.add(string(ev.AuditID), struct{}{})
+			if _, seen := e.streaming.Get(string(ev.AuditID)); !seen {
+				e.streaming.Add(string(ev.AuditID), struct{}{})
 			}
 		}
 		return true
 	case auditv1.StageResponseComplete, auditv1.StagePanic:
 		if streaming && ev.AuditID != "" {
-			if n, seen := e.streaming.get(string(ev.AuditID)); seen {
-				e.streaming.remove(n)
+			if n, seen := e.streaming.Get(string(ev.AuditID)); seen {
+				e.streaming.Remove(n)
 				return false
 			}
 		}
@@ -92,7 +87,7 @@ func (e *Engine) processOne(ctx context.Context, ev *auditv1.Event, out []Alert)
 	e.view.reset(ev)
 	var t time.Time
 	for _, r := range rules {
-		ok, err := r.evalBool(ctx, &e.view)
+		ok, err := EvalBool(ctx, r.match, &e.view, r.limited)
 		if err != nil {
 			e.evalError(r, "match", ev, err)
 			continue
@@ -106,15 +101,11 @@ func (e *Engine) processOne(ctx context.Context, ev *auditv1.Event, out []Alert)
 		weight := 1
 		var stateKey string
 		if r.State != nil {
-			if stateKey, err = r.evalString(ctx, r.key, &e.view); err != nil {
+			if stateKey, err = EvalString(ctx, r.key, &e.view, r.limited); err != nil {
 				e.evalError(r, "state.key", ev, err)
 				continue
 			}
-			if r.firstSeen != nil {
-				if !firstSeen(r.firstSeen, stateKey, t, r.State.TTL) {
-					continue
-				}
-			} else if weight = threshold(r.threshold, stateKey, t, r.State.Count, r.State.Window); weight == 0 {
+			if weight = r.state.Observe(stateKey, t); weight == 0 {
 				continue
 			}
 		}
@@ -135,20 +126,13 @@ func (e *Engine) fire(ctx context.Context, r *compiledRule, ev *auditv1.Event, t
 		impersonated = ev.ImpersonatedUser.Username
 	}
 	key := groupKey(r.ID, stateKey, ev.User.Username, impersonated, ev.Verb, resource, subresource, ns, name)
-	if n, ok := e.groups.get(key); ok {
-		g := n.val
-		if t.Sub(g.alert.FirstAt) < e.opts.GroupWindow {
-			g.add(string(ev.AuditID), t, weight)
-			return out
-		}
-		if g.alert.Count > g.reported {
-			out = append(out, g.snapshot(true))
-		}
-		e.groups.remove(n)
+	out, joined := e.groups.Join(key, string(ev.AuditID), t, weight, out)
+	if joined {
+		return out
 	}
 	summary := r.Title
 	if r.output != nil {
-		s, err := r.evalString(ctx, r.output, &e.view)
+		s, err := EvalString(ctx, r.output, &e.view, r.limited)
 		if err != nil {
 			e.evalError(r, "output", ev, err)
 		} else if s != "" {
@@ -159,7 +143,7 @@ func (e *Engine) fire(ctx context.Context, r *compiledRule, ev *auditv1.Event, t
 	if len(ev.SourceIPs) > 0 {
 		sourceIP = ev.SourceIPs[len(ev.SourceIPs)-1]
 	}
-	g := &group{alert: Alert{
+	first := Alert{
 		RuleID: r.ID, Title: r.Title, Severity: r.Severity, Technique: r.Technique,
 		Summary:      summary,
 		Actor:        ev.User.Username,
@@ -168,14 +152,8 @@ func (e *Engine) fire(ctx context.Context, r *compiledRule, ev *auditv1.Event, t
 		SourceIP:     sourceIP,
 		UserAgent:    ev.UserAgent,
 		Verb:         ev.Verb, Resource: resource, Subresource: subresource, Namespace: ns, Name: name,
-		FirstAt: t, LastAt: t,
-		Key: key,
-	}}
-	g.add(string(ev.AuditID), t, weight)
-	if _, evicted := e.groups.add(key, g); evicted != nil && evicted.val.alert.Count > evicted.val.reported {
-		out = append(out, evicted.val.snapshot(true))
 	}
-	return append(out, g.snapshot(false))
+	return e.groups.Open(key, first, string(ev.AuditID), t, weight, out)
 }
 
 // Flush returns an update for every group whose Count grew since it was
@@ -184,60 +162,7 @@ func (e *Engine) fire(ctx context.Context, r *compiledRule, ev *auditv1.Event, t
 func (e *Engine) Flush(now time.Time) []Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []Alert
-	for n := e.groups.oldest(); n != nil; {
-		prev := n.prev
-		g := n.val
-		if g.alert.Count > g.reported {
-			out = append(out, g.snapshot(true))
-		}
-		if now.Sub(g.alert.FirstAt) >= e.opts.GroupWindow {
-			e.groups.remove(n)
-		}
-		n = prev
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].FirstAt.Equal(out[j].FirstAt) {
-			return out[i].FirstAt.Before(out[j].FirstAt)
-		}
-		return out[i].Key < out[j].Key
-	})
-	return out
-}
-
-func (r *compiledRule) eval(ctx context.Context, p cel.Program, v *eventView) (ref.Val, error) {
-	if r.limited {
-		ctx, cancel := context.WithTimeout(ctx, evalTimeout)
-		defer cancel()
-		val, _, err := p.ContextEval(ctx, v)
-		return val, err
-	}
-	val, _, err := p.Eval(v)
-	return val, err
-}
-
-func (r *compiledRule) evalBool(ctx context.Context, v *eventView) (bool, error) {
-	val, err := r.eval(ctx, r.match, v)
-	if err != nil {
-		return false, err
-	}
-	b, ok := val.(types.Bool)
-	if !ok {
-		return false, fmt.Errorf("got %s, want bool", val.Type().TypeName())
-	}
-	return bool(b), nil
-}
-
-func (r *compiledRule) evalString(ctx context.Context, p cel.Program, v *eventView) (string, error) {
-	val, err := r.eval(ctx, p, v)
-	if err != nil {
-		return "", err
-	}
-	s, ok := val.(types.String)
-	if !ok {
-		return "", fmt.Errorf("got %s, want string", val.Type().TypeName())
-	}
-	return string(s), nil
+	return e.groups.Flush(now, nil)
 }
 
 // evalError logs a rule's runtime failure on the 1st, 2nd, 4th, 8th, …

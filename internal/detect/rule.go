@@ -70,15 +70,6 @@ type StateSpec struct {
 	Max    int
 }
 
-// Defaults and bounds of rules.
-const (
-	defaultFirstSeenTTL = 24 * time.Hour
-	defaultFirstSeenMax = 100_000
-	defaultThresholdMax = 10_000
-	maxStateKeys        = 1_000_000
-	maxThresholdCount   = 10_000
-)
-
 // Severities, most severe first.
 var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW"}
 
@@ -95,32 +86,63 @@ type ruleFile struct {
 }
 
 type ruleYAML struct {
-	ID          string         `yaml:"id"`
-	Title       string         `yaml:"title"`
-	Severity    string         `yaml:"severity"`
-	Technique   techniqueYAML  `yaml:"technique"`
-	Description string         `yaml:"description"`
-	Remediation string         `yaml:"remediation"`
-	Verbs       []string       `yaml:"verbs"`
-	Resources   []string       `yaml:"resources"`
-	Match       string         `yaml:"match"`
-	Output      string         `yaml:"output"`
-	State       *stateSpecYAML `yaml:"state"`
-	Tags        []string       `yaml:"tags"`
+	ID          string        `yaml:"id"`
+	Title       string        `yaml:"title"`
+	Severity    string        `yaml:"severity"`
+	Technique   TechniqueYAML `yaml:"technique"`
+	Description string        `yaml:"description"`
+	Remediation string        `yaml:"remediation"`
+	Verbs       []string      `yaml:"verbs"`
+	Resources   []string      `yaml:"resources"`
+	Match       string        `yaml:"match"`
+	Output      string        `yaml:"output"`
+	State       *StateYAML    `yaml:"state"`
+	Tags        []string      `yaml:"tags"`
 }
 
-type techniqueYAML struct {
+// TechniqueYAML is the YAML form of a Technique, shared by every rule
+// format.
+type TechniqueYAML struct {
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
 }
 
-type stateSpecYAML struct {
+// Technique is t with surrounding space trimmed.
+func (t TechniqueYAML) Technique() Technique {
+	return Technique{ID: strings.TrimSpace(t.ID), Name: strings.TrimSpace(t.Name)}
+}
+
+// StateYAML is the YAML form of a StateSpec, shared by every rule format.
+type StateYAML struct {
 	Kind   string `yaml:"kind"`
 	Key    string `yaml:"key"`
 	Count  int    `yaml:"count"`
 	Window string `yaml:"window"`
 	TTL    string `yaml:"ttl"`
 	Max    int    `yaml:"max"`
+}
+
+// Spec trims s and parses its durations; a nil s is a stateless rule. The
+// error names the field. The spec is not validated here; see
+// ValidateCommon.
+func (s *StateYAML) Spec() (*StateSpec, error) {
+	if s == nil {
+		return nil, nil
+	}
+	spec := &StateSpec{Kind: strings.TrimSpace(s.Kind), Key: strings.TrimSpace(s.Key), Count: s.Count, Max: s.Max}
+	for _, d := range []struct {
+		field, value string
+		to           *time.Duration
+	}{{"state.window", s.Window, &spec.Window}, {"state.ttl", s.TTL, &spec.TTL}} {
+		if v := strings.TrimSpace(d.value); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %q is not a duration such as 10m", d.field, v)
+			}
+			*d.to = dur
+		}
+	}
+	return spec, nil
 }
 
 var (
@@ -151,20 +173,8 @@ func parseRule(node *yaml.Node, source string, index int) (Rule, error) {
 	if node.Kind != yaml.MappingNode {
 		return fail("want a mapping of rule fields")
 	}
-	if err := checkKeys(node, "", ruleKeys); err != nil {
+	if err := CheckRuleKeys(node, ruleKeys); err != nil {
 		return fail("%v", err)
-	}
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		switch node.Content[i].Value {
-		case "technique":
-			if err := checkKeys(node.Content[i+1], "technique.", techniqueKeys); err != nil {
-				return fail("%v", err)
-			}
-		case "state":
-			if err := checkKeys(node.Content[i+1], "state.", stateKeys); err != nil {
-				return fail("%v", err)
-			}
-		}
 	}
 	var y ruleYAML
 	if err := node.Decode(&y); err != nil {
@@ -176,36 +186,27 @@ func parseRule(node *yaml.Node, source string, index int) (Rule, error) {
 		Severity:    strings.ToUpper(strings.TrimSpace(y.Severity)),
 		Description: strings.TrimSpace(y.Description),
 		Remediation: strings.TrimSpace(y.Remediation),
-		Technique:   Technique{ID: strings.TrimSpace(y.Technique.ID), Name: strings.TrimSpace(y.Technique.Name)},
-		Verbs:       trimAll(y.Verbs),
-		Resources:   trimAll(y.Resources),
+		Technique:   y.Technique.Technique(),
+		Verbs:       TrimAll(y.Verbs),
+		Resources:   TrimAll(y.Resources),
 		Match:       strings.TrimSpace(y.Match),
 		Output:      strings.TrimSpace(y.Output),
-		Tags:        trimAll(y.Tags),
+		Tags:        TrimAll(y.Tags),
 		Source:      source,
 	}
-	if s := y.State; s != nil {
-		r.State = &StateSpec{Kind: strings.TrimSpace(s.Kind), Key: strings.TrimSpace(s.Key), Count: s.Count, Max: s.Max}
-		for _, d := range []struct {
-			field, value string
-			to           *time.Duration
-		}{{"state.window", s.Window, &r.State.Window}, {"state.ttl", s.TTL, &r.State.TTL}} {
-			if v := strings.TrimSpace(d.value); v != "" {
-				dur, err := time.ParseDuration(v)
-				if err != nil {
-					return fail("field %s: %q is not a duration such as 10m", d.field, v)
-				}
-				*d.to = dur
-			}
-		}
+	state, err := y.State.Spec()
+	if err != nil {
+		return fail("%v", err)
 	}
+	r.State = state
 	if err := validate(r); err != nil {
 		return fail("%v", err)
 	}
 	return r, nil
 }
 
-func trimAll(in []string) []string {
+// TrimAll trims the space around every string of in; nil stays nil.
+func TrimAll(in []string) []string {
 	if in == nil {
 		return nil
 	}
@@ -216,9 +217,37 @@ func trimAll(in []string) []string {
 	return out
 }
 
+// CheckRuleKeys rejects a rule node that is not a mapping, or that has a
+// key outside ruleKeys or a technique or state mapping with an unknown key,
+// naming the line and the field ("state.every"). yaml's Node.Decode cannot
+// check this by itself. Every rule format shares the technique and state
+// mappings; ruleKeys are its own top-level keys.
+func CheckRuleKeys(n *yaml.Node, ruleKeys []string) error {
+	if err := checkKeys(n, "", ruleKeys); err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		var err error
+		switch n.Content[i].Value {
+		case "technique":
+			err = checkKeys(n.Content[i+1], "technique.", techniqueKeys)
+		case "state":
+			err = checkKeys(n.Content[i+1], "state.", stateKeys)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func checkKeys(n *yaml.Node, prefix string, known []string) error {
 	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: field %s: want a mapping with keys %s", n.Line, strings.TrimSuffix(prefix, "."), strings.Join(known, ", "))
+		field := strings.TrimSuffix(prefix, ".")
+		if field == "" {
+			field = "rule"
+		}
+		return fmt.Errorf("line %d: field %s: want a mapping with keys %s", n.Line, field, strings.Join(known, ", "))
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i]; !slices.Contains(known, k.Value) {
@@ -231,23 +260,11 @@ func checkKeys(n *yaml.Node, prefix string, known []string) error {
 // validate checks everything about r but its CEL. The error names the
 // field; callers add the rule.
 func validate(r Rule) error {
-	switch {
-	case r.ID == "":
-		return errors.New("field id: required")
-	case !ruleIDPattern.MatchString(r.ID):
-		return fmt.Errorf("field id: %q must be 1-100 letters, digits, '.', '_', ':' or '-'", r.ID)
-	case r.Title == "":
-		return errors.New("field title: required")
-	case !slices.Contains(severities, r.Severity):
-		return fmt.Errorf("field severity: %q is not one of %s", r.Severity, strings.Join(severities, ", "))
-	case r.Technique.ID == "":
-		return errors.New("field technique.id: required (a MITRE ATT&CK technique such as T1609)")
-	case !techniquePattern.MatchString(r.Technique.ID):
-		return fmt.Errorf("field technique.id: %q is not a MITRE ATT&CK technique id such as T1609 or T1098.006", r.Technique.ID)
-	case r.Technique.Name == "":
-		return errors.New("field technique.name: required")
-	case r.Match == "":
-		return errors.New("field match: required")
+	if err := ValidateCommon(CommonFields{
+		ID: r.ID, Title: r.Title, Severity: r.Severity, Technique: r.Technique,
+		Match: r.Match, Tags: r.Tags, State: r.State,
+	}); err != nil {
+		return err
 	}
 	for _, v := range r.Verbs {
 		if v == "" {
@@ -259,13 +276,51 @@ func validate(r Rule) error {
 			return fmt.Errorf("field resources: %q is not a resource (pods) or resource/subresource (pods/exec)", res)
 		}
 	}
-	for _, t := range r.Tags {
+	return nil
+}
+
+// CommonFields are the fields every kind of detection rule shares: the
+// audit rules of this package and the runtime rules of
+// internal/nodedetect. Both validate them with ValidateCommon, so that the
+// two rule formats cannot drift apart.
+type CommonFields struct {
+	ID, Title, Severity string
+	Technique           Technique
+	Match               string
+	Tags                []string
+	State               *StateSpec
+}
+
+// ValidateCommon checks the shared fields of a rule, all but their CEL,
+// which only the engine that evaluates it can type-check. The error names
+// the first bad field, e.g. "field severity: ..."; callers add the rule
+// and their sentinel error.
+func ValidateCommon(c CommonFields) error {
+	switch {
+	case c.ID == "":
+		return errors.New("field id: required")
+	case !ruleIDPattern.MatchString(c.ID):
+		return fmt.Errorf("field id: %q must be 1-100 letters, digits, '.', '_', ':' or '-'", c.ID)
+	case c.Title == "":
+		return errors.New("field title: required")
+	case !slices.Contains(severities, c.Severity):
+		return fmt.Errorf("field severity: %q is not one of %s", c.Severity, strings.Join(severities, ", "))
+	case c.Technique.ID == "":
+		return errors.New("field technique.id: required (a MITRE ATT&CK technique such as T1609)")
+	case !techniquePattern.MatchString(c.Technique.ID):
+		return fmt.Errorf("field technique.id: %q is not a MITRE ATT&CK technique id such as T1609 or T1098.006", c.Technique.ID)
+	case c.Technique.Name == "":
+		return errors.New("field technique.name: required")
+	case c.Match == "":
+		return errors.New("field match: required")
+	}
+	for _, t := range c.Tags {
 		if t == "" {
 			return errors.New("field tags: empty tag")
 		}
 	}
-	if r.State != nil {
-		return validateState(r.State)
+	if c.State != nil {
+		return validateState(c.State)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -213,4 +214,64 @@ func FuzzParseRules(f *testing.F) {
 		}
 		e.Process(context.Background(), one(exec("app", "web")))
 	})
+}
+
+func TestValidateCommon(t *testing.T) {
+	ok := CommonFields{
+		ID: "r1", Title: "T", Severity: "HIGH", Technique: Technique{ID: "T1609", Name: "N"},
+		Match: "true", Tags: []string{"t"},
+	}
+	if err := ValidateCommon(ok); err != nil {
+		t.Fatalf("ValidateCommon(valid) = %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*CommonFields)
+		want string
+	}{
+		{"no id", func(c *CommonFields) { c.ID = "" }, "field id: required"},
+		{"bad id", func(c *CommonFields) { c.ID = "a b" }, `field id: "a b" must be`},
+		{"no title", func(c *CommonFields) { c.Title = "" }, "field title: required"},
+		{"bad severity", func(c *CommonFields) { c.Severity = "high" }, `field severity: "high" is not one of CRITICAL, HIGH, MEDIUM, LOW`},
+		{"no technique", func(c *CommonFields) { c.Technique.ID = "" }, "field technique.id: required"},
+		{"bad technique", func(c *CommonFields) { c.Technique.ID = "T1" }, `field technique.id: "T1" is not`},
+		{"no technique name", func(c *CommonFields) { c.Technique.Name = "" }, "field technique.name: required"},
+		{"no match", func(c *CommonFields) { c.Match = "" }, "field match: required"},
+		{"empty tag", func(c *CommonFields) { c.Tags = []string{""} }, "field tags: empty tag"},
+		{"no state key", func(c *CommonFields) { c.State = &StateSpec{Kind: StateFirstSeen} }, "field state.key: required"},
+		{"bad state kind", func(c *CommonFields) { c.State = &StateSpec{Kind: "often", Key: "k"} }, `field state.kind: "often" is not`},
+		{"threshold count", func(c *CommonFields) {
+			c.State = &StateSpec{Kind: StateThreshold, Key: "k", Count: 1, Window: time.Minute}
+		}, "field state.count: 1 must be between 2 and"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			if err := ValidateCommon(c); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("ValidateCommon = %v, want an error starting %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewStateDefaults(t *testing.T) {
+	fs := &StateSpec{Kind: StateFirstSeen, Key: "k"}
+	NewState(fs)
+	th := &StateSpec{Kind: StateThreshold, Key: "k", Count: 3, Window: time.Minute}
+	s := NewState(th)
+	want := []StateSpec{
+		{Kind: StateFirstSeen, Key: "k", TTL: defaultFirstSeenTTL, Max: defaultFirstSeenMax},
+		{Kind: StateThreshold, Key: "k", Count: 3, Window: time.Minute, Max: defaultThresholdMax},
+	}
+	if d := cmp.Diff(want, []StateSpec{*fs, *th}); d != "" {
+		t.Errorf("specs after NewState (-want +got):\n%s", d)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var weights []int
+	for i := range 4 {
+		weights = append(weights, s.Observe("k", t0.Add(time.Duration(i)*time.Second)))
+	}
+	if d := cmp.Diff([]int{0, 0, 3, 1}, weights); d != "" {
+		t.Errorf("threshold weights (-want +got):\n%s", d)
+	}
 }

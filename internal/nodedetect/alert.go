@@ -1,17 +1,14 @@
 package nodedetect
 
 import (
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/bulwarkhq/bulwark/internal/detect"
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
 	"github.com/bulwarkhq/bulwark/internal/sensor/wire"
 )
-
-// maxAlertEvents bounds the evidence ids an alert carries.
-const maxAlertEvents = 20
 
 // maxCmdlineBytes bounds an alert's command line.
 const maxCmdlineBytes = 1024
@@ -32,7 +29,7 @@ type Alert struct {
 	Exe, Cmdline string
 	PID, UID     uint32
 	// Events are the evidence ids of the matches, the first
-	// maxAlertEvents.
+	// rulestate.MaxEvidence.
 	Events []string
 	// Count is how many matches the group holds; a threshold rule's first
 	// alert counts the matches that crossed the threshold.
@@ -46,13 +43,10 @@ type Alert struct {
 	Update bool
 }
 
-// group is an open alert group.
-type group struct {
-	alert    Alert
-	reported int // Count when last returned
-}
-
-func newGroup(r *compiledRule, ev *wire.Event, meta Meta, summary, key string) *group {
+// firstAlert describes the first match of a group: the rule and the
+// process and container of ev. rulestate.Groups keeps it and completes it
+// with the evidence in reportAlert.
+func firstAlert(r *compiledRule, ev *wire.Event, meta Meta, summary string) Alert {
 	a := Alert{
 		RuleID: r.ID, Title: r.Title, Severity: r.Severity, Technique: r.Technique,
 		Summary: summary,
@@ -60,42 +54,23 @@ func newGroup(r *compiledRule, ev *wire.Event, meta Meta, summary, key string) *
 		Exe:     ev.Process.Exe,
 		Cmdline: clipString(strings.Join(ev.Process.Args, " "), maxCmdlineBytes),
 		PID:     ev.Process.PID, UID: ev.Process.UID,
-		FirstAt: ev.Time, LastAt: ev.Time,
-		Key: key,
 	}
 	if ev.Container != nil {
 		c := *ev.Container
 		a.Container = &c
 	}
-	return &group{alert: a}
+	return a
 }
 
-func (g *group) add(id string, t time.Time, weight int) {
-	g.alert.Count += weight
-	if id != "" && len(g.alert.Events) < maxAlertEvents {
-		g.alert.Events = append(g.alert.Events, id)
-	}
-	if t.After(g.alert.LastAt) {
-		g.alert.LastAt = t
-	}
-	if t.Before(g.alert.FirstAt) {
-		g.alert.FirstAt = t
-	}
-}
-
-func (g *group) grew() bool { return g.alert.Count > g.reported }
-
-// snapshot is the alert to return now; the group keeps growing
-// independently of it.
-func (g *group) snapshot(update bool) Alert {
-	a := g.alert
-	a.Events = slices.Clone(a.Events)
+// reportAlert completes a group's first alert with its evidence; the copy
+// returned shares nothing with the group.
+func reportAlert(a Alert, ev rulestate.Evidence, update bool) Alert {
 	if a.Container != nil {
 		c := *a.Container
 		a.Container = &c
 	}
+	a.Events, a.Count, a.FirstAt, a.LastAt, a.Key = ev.Events, ev.Count, ev.FirstAt, ev.LastAt, ev.Key
 	a.Update = update
-	g.reported = a.Count
 	return a
 }
 

@@ -24,7 +24,7 @@
 //
 // # Alerts and grouping
 //
-// Grouping follows internal/detect: the first match of a group (rule and
+// Grouping is internal/detect's, through internal/rulestate: the first match of a group (rule and
 // container and program, or rule and state key for stateful rules) is
 // returned at once; further matches within GroupWindow of the group's first
 // event only increase its Count; Flush re-reports every group whose Count

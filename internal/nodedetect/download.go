@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
 	"github.com/bulwarkhq/bulwark/internal/sensor/wire"
 )
 
@@ -44,11 +45,11 @@ type containerDownloads struct {
 type downloads struct {
 	seed   maphash.Seed
 	window time.Duration
-	byCtr  *lru[*containerDownloads]
+	byCtr  *rulestate.LRU[*containerDownloads]
 }
 
 func newDownloads(max int, window time.Duration) *downloads {
-	return &downloads{seed: maphash.MakeSeed(), window: window, byCtr: newLRU[*containerDownloads](max)}
+	return &downloads{seed: maphash.MakeSeed(), window: window, byCtr: rulestate.NewLRU[*containerDownloads](max)}
 }
 
 // scopeKey is the container id, or the node for host processes.
@@ -69,11 +70,11 @@ func (d *downloads) hash(p string) uint64 { return maphash.String(d.seed, p) }
 func (d *downloads) observe(ev *wire.Event, node string) (bool, string) {
 	key := scopeKey(ev, node)
 	t := ev.Time
-	d.byCtr.expire(key, func(c *containerDownloads) bool { return t.Sub(c.lastRun) > d.window })
+	d.byCtr.Expire(key, func(c *containerDownloads) bool { return t.Sub(c.lastRun) > d.window })
 	var hit bool
 	var source string
-	if e, ok := d.byCtr.get(key); ok {
-		hit, source = d.match(e.val, &ev.Process, t)
+	if e, ok := d.byCtr.Get(key); ok {
+		hit, source = d.match(e.Val, &ev.Process, t)
 	}
 	outputs, isDownloader := downloadOutputs(ev.Process.Args, ev.Process.Exe)
 	if isDownloader {
@@ -128,11 +129,11 @@ func (d *downloads) sameFile(f download, p string) bool {
 }
 
 func (d *downloads) record(key string, outputs []string, t time.Time, source string) {
-	e, ok := d.byCtr.get(key)
+	e, ok := d.byCtr.Get(key)
 	if !ok {
-		e, _ = d.byCtr.add(key, &containerDownloads{})
+		e, _ = d.byCtr.Add(key, &containerDownloads{})
 	}
-	c := e.val
+	c := e.Val
 	if t.After(c.lastRun) {
 		c.lastRun, c.lastSource = t, source
 	}

@@ -92,9 +92,9 @@ func TestHostileDownloadArgs(t *testing.T) {
 	d := newDownloads(10, time.Minute)
 	ev := &wire.Event{Kind: wire.KindExec, Time: t0, Process: wire.Process{Exe: "/usr/bin/curl", Args: []string{"curl", "-o", long, "-o"}}}
 	d.observe(ev, "n")
-	e, _ := d.byCtr.get("h/n")
-	if len(e.val.files) != 1 || len(e.val.lastSource) > maxSourceBytes+len("…") {
-		t.Errorf("remembered %d files, source of %d bytes", len(e.val.files), len(e.val.lastSource))
+	e, _ := d.byCtr.Get("h/n")
+	if len(e.Val.files) != 1 || len(e.Val.lastSource) > maxSourceBytes+len("…") {
+		t.Errorf("remembered %d files, source of %d bytes", len(e.Val.files), len(e.Val.lastSource))
 	}
 	if ok, _ := d.observe(&wire.Event{Kind: wire.KindExec, Time: t0, Process: wire.Process{Exe: long}}, "n"); !ok {
 		t.Error("a long downloaded path is not matched")

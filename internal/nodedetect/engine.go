@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
-	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/common/types/ref"
 
 	"github.com/bulwarkhq/bulwark/internal/detect"
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
 	"github.com/bulwarkhq/bulwark/internal/sensor/wire"
 )
 
@@ -28,9 +27,6 @@ const (
 	DefaultMaxGroups      = 10_000
 	DefaultMaxContainers  = 10_000
 	DefaultDownloadWindow = 15 * time.Minute
-	defaultFirstSeenTTL   = 24 * time.Hour
-	defaultFirstSeenMax   = 100_000
-	defaultThresholdMax   = 10_000
 )
 
 // Options configure an Engine. The zero value is usable.
@@ -79,7 +75,7 @@ type Engine struct {
 	mu        sync.Mutex
 	view      *view
 	downloads *downloads
-	groups    *lru[*group]
+	groups    *rulestate.Groups[Alert]
 }
 
 type compiledRule struct {
@@ -87,10 +83,10 @@ type compiledRule struct {
 	match, output, key cel.Program
 	// limited rules (all but the unmodified built-in ones) run with a cost
 	// limit and a deadline.
-	limited   bool
-	firstSeen *lru[time.Time]
-	threshold *lru[*counter]
-	errors    uint64
+	limited bool
+	// state of stateful rules; nil otherwise.
+	state  *rulestate.State
+	errors uint64
 }
 
 // New type-checks every expression of every rule and builds an Engine.
@@ -149,7 +145,7 @@ func New(rules []Rule, o Options) (*Engine, error) {
 	}
 	e.view = newView()
 	e.downloads = newDownloads(o.MaxContainers, o.DownloadWindow)
-	e.groups = newLRU[*group](o.MaxGroups)
+	e.groups = rulestate.NewGroups(o.MaxGroups, o.GroupWindow, reportAlert)
 	return e, nil
 }
 
@@ -171,48 +167,23 @@ func compileRule(env *cel.Env, lists map[string]domainSet, r Rule, builtin map[s
 	// The embedded rules are reviewed code; cost tracking would only slow
 	// them down. Everything else gets the limit.
 	cr := &compiledRule{Rule: r, limited: !sameAs(r, builtin)}
+	check := func(ast *cel.Ast) error { return checkLists(ast, lists) }
 	var err error
-	if cr.match, err = program(env, lists, r.Match, cel.BoolType, cr.limited); err != nil {
+	if cr.match, err = detect.Program(env, r.Match, cel.BoolType, cr.limited, check); err != nil {
 		return nil, fail("match", err)
 	}
 	if r.Output != "" {
-		if cr.output, err = program(env, lists, r.Output, cel.StringType, cr.limited); err != nil {
+		if cr.output, err = detect.Program(env, r.Output, cel.StringType, cr.limited, check); err != nil {
 			return nil, fail("output", err)
 		}
 	}
 	if s := r.State; s != nil {
-		if cr.key, err = program(env, lists, s.Key, cel.StringType, cr.limited); err != nil {
+		if cr.key, err = detect.Program(env, s.Key, cel.StringType, cr.limited, check); err != nil {
 			return nil, fail("state.key", err)
 		}
-		switch s.Kind {
-		case detect.StateFirstSeen:
-			s.TTL = orDefault(s.TTL, defaultFirstSeenTTL)
-			s.Max = orDefault(s.Max, defaultFirstSeenMax)
-			cr.firstSeen = newLRU[time.Time](s.Max)
-		case detect.StateThreshold:
-			s.Max = orDefault(s.Max, defaultThresholdMax)
-			cr.threshold = newLRU[*counter](s.Max)
-		}
+		cr.state = detect.NewState(s)
 	}
 	return cr, nil
-}
-
-func program(env *cel.Env, lists map[string]domainSet, expr string, want *cel.Type, limited bool) (cel.Program, error) {
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
-		return nil, iss.Err()
-	}
-	if out := ast.OutputType(); !out.IsExactType(want) && !out.IsExactType(cel.DynType) {
-		return nil, fmt.Errorf("expression has type %s, want %s", out, want)
-	}
-	if err := checkLists(ast, lists); err != nil {
-		return nil, err
-	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if limited {
-		opts = append(opts, cel.CostLimit(costLimit), cel.InterruptCheckFrequency(100))
-	}
-	return env.Program(ast, opts...)
 }
 
 // sameAs reports whether r is exactly one of the embedded rules.
@@ -274,7 +245,7 @@ func (e *Engine) Process(ev *wire.Event, meta Meta) []Alert {
 	defer e.view.clear()
 	var out []Alert
 	for _, r := range rules {
-		ok, err := r.evalBool(e.view)
+		ok, err := detect.EvalBool(context.Background(), r.match, e.view, r.limited)
 		if err != nil {
 			e.evalError(r, "match", meta, err)
 			continue
@@ -285,15 +256,11 @@ func (e *Engine) Process(ev *wire.Event, meta Meta) []Alert {
 		weight := 1
 		var stateKey string
 		if r.State != nil {
-			if stateKey, err = r.evalString(r.key, e.view); err != nil {
+			if stateKey, err = detect.EvalString(context.Background(), r.key, e.view, r.limited); err != nil {
 				e.evalError(r, "state.key", meta, err)
 				continue
 			}
-			if r.firstSeen != nil {
-				if !firstSeen(r.firstSeen, stateKey, ev.Time, r.State.TTL) {
-					continue
-				}
-			} else if weight = threshold(r.threshold, stateKey, ev.Time, r.State.Count, r.State.Window); weight == 0 {
+			if weight = r.state.Observe(stateKey, ev.Time); weight == 0 {
 				continue
 			}
 		}
@@ -307,31 +274,20 @@ func (e *Engine) Process(ev *wire.Event, meta Meta) []Alert {
 func (e *Engine) fire(r *compiledRule, ev *wire.Event, meta Meta, stateKey string, weight int, out []Alert) []Alert {
 	t := ev.Time
 	key := groupKey(r.ID, stateKey, scopeKey(ev, meta.Node), ev.Process.Exe)
-	if g, ok := e.groups.get(key); ok {
-		if t.Sub(g.val.alert.FirstAt) < e.opts.GroupWindow {
-			g.val.add(meta.EvidenceID, t, weight)
-			return out
-		}
-		if g.val.grew() {
-			out = append(out, g.val.snapshot(true))
-		}
-		e.groups.remove(key)
+	out, joined := e.groups.Join(key, meta.EvidenceID, t, weight, out)
+	if joined {
+		return out
 	}
 	summary := r.Title
 	if r.output != nil {
-		s, err := r.evalString(r.output, e.view)
+		s, err := detect.EvalString(context.Background(), r.output, e.view, r.limited)
 		if err != nil {
 			e.evalError(r, "output", meta, err)
 		} else if s != "" {
 			summary = s
 		}
 	}
-	g := newGroup(r, ev, meta, summary, key)
-	g.add(meta.EvidenceID, t, weight)
-	if _, evicted := e.groups.add(key, g); evicted != nil && evicted.val.grew() {
-		out = append(out, evicted.val.snapshot(true))
-	}
-	return append(out, g.snapshot(false))
+	return e.groups.Open(key, firstAlert(r, ev, meta, summary), meta.EvidenceID, t, weight, out)
 }
 
 // Flush returns an update for every group whose Count grew since it was
@@ -340,57 +296,7 @@ func (e *Engine) fire(r *compiledRule, ev *wire.Event, meta Meta, stateKey strin
 func (e *Engine) Flush(now time.Time) []Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []Alert
-	e.groups.each(func(en *entry[*group]) {
-		if en.val.grew() {
-			out = append(out, en.val.snapshot(true))
-		}
-		if now.Sub(en.val.alert.FirstAt) >= e.opts.GroupWindow {
-			e.groups.remove(en.key)
-		}
-	})
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].FirstAt.Equal(out[j].FirstAt) {
-			return out[i].FirstAt.Before(out[j].FirstAt)
-		}
-		return out[i].Key < out[j].Key
-	})
-	return out
-}
-
-func (r *compiledRule) eval(p cel.Program, v *view) (ref.Val, error) {
-	if r.limited {
-		ctx, cancel := context.WithTimeout(context.Background(), evalTimeout)
-		defer cancel()
-		val, _, err := p.ContextEval(ctx, v)
-		return val, err
-	}
-	val, _, err := p.Eval(v)
-	return val, err
-}
-
-func (r *compiledRule) evalBool(v *view) (bool, error) {
-	val, err := r.eval(r.match, v)
-	if err != nil {
-		return false, err
-	}
-	b, ok := val.(types.Bool)
-	if !ok {
-		return false, fmt.Errorf("got %s, want bool", val.Type().TypeName())
-	}
-	return bool(b), nil
-}
-
-func (r *compiledRule) evalString(p cel.Program, v *view) (string, error) {
-	val, err := r.eval(p, v)
-	if err != nil {
-		return "", err
-	}
-	s, ok := val.(types.String)
-	if !ok {
-		return "", fmt.Errorf("got %s, want string", val.Type().TypeName())
-	}
-	return string(s), nil
+	return e.groups.Flush(now, nil)
 }
 
 // evalError logs a rule's runtime failure on the 1st, 2nd, 4th, 8th, …

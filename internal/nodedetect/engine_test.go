@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulwarkhq/bulwark/internal/detect"
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
 	"github.com/bulwarkhq/bulwark/internal/sensor/wire"
 )
 
@@ -80,13 +81,13 @@ func TestGrouping(t *testing.T) {
 
 func TestEvidenceBounded(t *testing.T) {
 	e := newBuiltinEngine(t, Options{})
-	for i := range 3 * maxAlertEvents {
+	for i := range 3 * rulestate.MaxEvidence {
 		ev := execIn(shopWeb, t0.Add(time.Duration(i)*time.Millisecond), "/usr/bin/nmap", "nmap")
 		e.Process(&ev, Meta{EvidenceID: fmt.Sprint(i)})
 	}
 	got := e.Flush(t0.Add(time.Hour))
-	if len(got) != 1 || got[0].Count != 3*maxAlertEvents || len(got[0].Events) != maxAlertEvents {
-		t.Errorf("Flush: %d alerts, want one with Count %d and %d events", len(got), 3*maxAlertEvents, maxAlertEvents)
+	if len(got) != 1 || got[0].Count != 3*rulestate.MaxEvidence || len(got[0].Events) != rulestate.MaxEvidence {
+		t.Errorf("Flush: %d alerts, want one with Count %d and %d events", len(got), 3*rulestate.MaxEvidence, rulestate.MaxEvidence)
 	}
 }
 
@@ -104,8 +105,8 @@ func TestGroupsBounded(t *testing.T) {
 			}
 		}
 	}
-	if e.groups.len() != 2 {
-		t.Errorf("%d groups, want at most 2", e.groups.len())
+	if e.groups.Len() != 2 {
+		t.Errorf("%d groups, want at most 2", e.groups.Len())
 	}
 	// Each evicted group had an unreported repeat.
 	if updates != 3 {
@@ -122,12 +123,12 @@ func TestDownloadStateBounded(t *testing.T) {
 			e.Process(&ev, Meta{})
 		}
 	}
-	if n := e.downloads.byCtr.len(); n != 3 {
+	if n := e.downloads.byCtr.Len(); n != 3 {
 		t.Errorf("%d containers remembered, want 3", n)
 	}
-	e.downloads.byCtr.each(func(en *entry[*containerDownloads]) {
-		if len(en.val.files) != maxDownloadsPerContainer {
-			t.Errorf("%s: %d files, want %d", en.key, len(en.val.files), maxDownloadsPerContainer)
+	e.downloads.byCtr.Each(func(en *rulestate.Entry[*containerDownloads]) {
+		if len(en.Val.files) != maxDownloadsPerContainer {
+			t.Errorf("%s: %d files, want %d", en.Key, len(en.Val.files), maxDownloadsPerContainer)
 		}
 	})
 	// The newest files of a remembered container are still matched; the
@@ -145,30 +146,6 @@ func TestDownloadStateBounded(t *testing.T) {
 		if fired != tc.want {
 			t.Errorf("%s /tmp/f%d: download-and-execute %v, want %v", tc.ctr, tc.file, fired, tc.want)
 		}
-	}
-}
-
-func TestStatefulRules(t *testing.T) {
-	l := newLRU[time.Time](2)
-	for _, tc := range []struct {
-		key  string
-		at   time.Duration
-		want bool
-	}{{"a", 0, true}, {"a", time.Minute, false}, {"b", 0, true}, {"c", 0, true}, {"a", 2 * time.Minute, true}, {"a", 2*time.Minute + 2*time.Hour, true}} {
-		if got := firstSeen(l, tc.key, t0.Add(tc.at), time.Hour); got != tc.want {
-			t.Errorf("firstSeen(%s, +%s) = %v, want %v", tc.key, tc.at, got, tc.want)
-		}
-	}
-	c := newLRU[*counter](10)
-	var weights []int
-	for _, at := range []time.Duration{0, 10, 20, 30, 200, 210, 220} {
-		weights = append(weights, threshold(c, "k", t0.Add(at*time.Second), 3, time.Minute))
-	}
-	if d := cmp.Diff([]int{0, 0, 3, 1, 0, 0, 3}, weights); d != "" {
-		t.Errorf("threshold weights (-want +got):\n%s", d)
-	}
-	if n := len(c.items["k"].Value.(*entry[*counter]).val.times); n > 3 {
-		t.Errorf("threshold keeps %d times, want at most 3", n)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/cel-go/cel"
 	celast "github.com/google/cel-go/common/ast"
@@ -14,15 +13,10 @@ import (
 	"github.com/google/cel-go/ext"
 )
 
-// Limits that keep one user rule from stalling the stream; the same as
-// internal/detect's. costLimit is in CEL cost units per evaluation;
-// evalTimeout bounds the wall time, since CEL's cost model undercounts
-// comprehensions that build large lists.
-const (
-	costLimit         = 100_000
-	evalTimeout       = 25 * time.Millisecond
-	maxExpressionSize = 20_000
-)
+// maxExpressionSize bounds a rule expression's source. The cost limit
+// and deadline of an evaluation are internal/detect's; see
+// detect.Program and detect.Eval.
+const maxExpressionSize = 20_000
 
 // objType is one object type of the CEL view: process, container, dns,
 // remote, event. Declaring them as types, rather than maps, makes a

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -50,40 +49,21 @@ type ruleFile struct {
 }
 
 type ruleYAML struct {
-	ID          string         `yaml:"id"`
-	Title       string         `yaml:"title"`
-	Severity    string         `yaml:"severity"`
-	Technique   techniqueYAML  `yaml:"technique"`
-	Description string         `yaml:"description"`
-	Remediation string         `yaml:"remediation"`
-	Kinds       []string       `yaml:"kinds"`
-	Match       string         `yaml:"match"`
-	Output      string         `yaml:"output"`
-	State       *stateSpecYAML `yaml:"state"`
-	Tags        []string       `yaml:"tags"`
+	ID          string               `yaml:"id"`
+	Title       string               `yaml:"title"`
+	Severity    string               `yaml:"severity"`
+	Technique   detect.TechniqueYAML `yaml:"technique"`
+	Description string               `yaml:"description"`
+	Remediation string               `yaml:"remediation"`
+	Kinds       []string             `yaml:"kinds"`
+	Match       string               `yaml:"match"`
+	Output      string               `yaml:"output"`
+	State       *detect.StateYAML    `yaml:"state"`
+	Tags        []string             `yaml:"tags"`
 }
 
-type techniqueYAML struct {
-	ID   string `yaml:"id"`
-	Name string `yaml:"name"`
-}
-
-type stateSpecYAML struct {
-	Kind   string `yaml:"kind"`
-	Key    string `yaml:"key"`
-	Count  int    `yaml:"count"`
-	Window string `yaml:"window"`
-	TTL    string `yaml:"ttl"`
-	Max    int    `yaml:"max"`
-}
-
-// knownKeys are the keys of a rule mapping and of its nested mappings,
-// which yaml's Node.Decode cannot check by itself.
-var knownKeys = map[string][]string{
-	"":           {"id", "title", "severity", "technique", "description", "remediation", "kinds", "match", "output", "state", "tags"},
-	"technique.": {"id", "name"},
-	"state.":     {"kind", "key", "count", "window", "ttl", "max"},
-}
+// ruleKeys are the keys of a rule mapping, for detect.CheckRuleKeys.
+var ruleKeys = []string{"id", "title", "severity", "technique", "description", "remediation", "kinds", "match", "output", "state", "tags"}
 
 // ParseRules parses one YAML document holding a list of rules under
 // "rules". Unknown keys, missing fields, a bad severity, technique, kind or
@@ -103,7 +83,7 @@ func parseRule(node *yaml.Node, source string, index int) (Rule, error) {
 	fail := func(err error) (Rule, error) {
 		return Rule{}, fmt.Errorf("%s: %s: %w: %w", source, rulefiles.ItemName(node, "rule", index), ErrInvalidRule, err)
 	}
-	if err := checkKeys(node, ""); err != nil {
+	if err := detect.CheckRuleKeys(node, ruleKeys); err != nil {
 		return fail(err)
 	}
 	var y ruleYAML
@@ -116,71 +96,22 @@ func parseRule(node *yaml.Node, source string, index int) (Rule, error) {
 		Severity:    strings.ToUpper(strings.TrimSpace(y.Severity)),
 		Description: strings.TrimSpace(y.Description),
 		Remediation: strings.TrimSpace(y.Remediation),
-		Technique:   detect.Technique{ID: strings.TrimSpace(y.Technique.ID), Name: strings.TrimSpace(y.Technique.Name)},
-		Kinds:       trimAll(y.Kinds),
+		Technique:   y.Technique.Technique(),
+		Kinds:       detect.TrimAll(y.Kinds),
 		Match:       strings.TrimSpace(y.Match),
 		Output:      strings.TrimSpace(y.Output),
-		Tags:        trimAll(y.Tags),
+		Tags:        detect.TrimAll(y.Tags),
 		Source:      source,
 	}
-	if s := y.State; s != nil {
-		r.State = &detect.StateSpec{Kind: strings.TrimSpace(s.Kind), Key: strings.TrimSpace(s.Key), Count: s.Count, Max: s.Max}
-		for _, d := range []struct {
-			field, value string
-			to           *time.Duration
-		}{{"state.window", s.Window, &r.State.Window}, {"state.ttl", s.TTL, &r.State.TTL}} {
-			if v := strings.TrimSpace(d.value); v != "" {
-				dur, err := time.ParseDuration(v)
-				if err != nil {
-					return fail(fmt.Errorf("field %s: %q is not a duration such as 10m", d.field, v))
-				}
-				*d.to = dur
-			}
-		}
+	state, err := y.State.Spec()
+	if err != nil {
+		return fail(err)
 	}
+	r.State = state
 	if err := validate(r); err != nil {
 		return fail(err)
 	}
 	return r, nil
-}
-
-// checkKeys rejects unknown keys of a rule mapping and its technique and
-// state mappings, naming the line.
-func checkKeys(n *yaml.Node, prefix string) error {
-	known := knownKeys[prefix]
-	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: field %s: want a mapping with keys %s", n.Line, cmpOr(strings.TrimSuffix(prefix, "."), "rule"), strings.Join(known, ", "))
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		if !slices.Contains(known, k.Value) {
-			return fmt.Errorf("line %d: unknown field %q (known: %s)", k.Line, prefix+k.Value, strings.Join(known, ", "))
-		}
-		if _, nested := knownKeys[prefix+k.Value+"."]; nested && prefix == "" {
-			if err := checkKeys(n.Content[i+1], k.Value+"."); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func trimAll(in []string) []string {
-	if in == nil {
-		return nil
-	}
-	out := make([]string, len(in))
-	for i, s := range in {
-		out[i] = strings.TrimSpace(s)
-	}
-	return out
 }
 
 // validate checks everything about r but its CEL. The error names the
@@ -191,57 +122,10 @@ func validate(r Rule) error {
 			return fmt.Errorf("field kinds: %q is not one of %s", k, strings.Join(kinds, ", "))
 		}
 	}
-	return validateShared(r)
-}
-
-// validateShared checks the fields runtime rules share with audit rules —
-// id, title, severity, technique, match, tags and state — with
-// internal/detect's own checks, so that the two formats cannot drift
-// apart. detect offers those checks only through Compile, so a stand-in
-// audit rule with the same fields and trivial CEL is compiled, and the
-// field's message is taken from the end of the error chain.
-func validateShared(r Rule) error {
-	stand := detect.Rule{
+	return detect.ValidateCommon(detect.CommonFields{
 		ID: r.ID, Title: r.Title, Severity: r.Severity, Technique: r.Technique,
-		Tags: r.Tags, Source: r.Source,
-	}
-	if r.Match != "" {
-		stand.Match = "true"
-	}
-	if r.State != nil {
-		s := *r.State
-		if s.Key != "" {
-			s.Key = `""`
-		}
-		stand.State = &s
-	}
-	if _, err := detect.Compile([]detect.Rule{stand}, detect.Options{}); err != nil {
-		return innermost(err)
-	}
-	return nil
-}
-
-// innermost follows the last branch of an error tree to its end:
-// detect.Compile joins per-rule errors that wrap its sentinel and then the
-// field's message.
-func innermost(err error) error {
-	for {
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			errs := u.Unwrap()
-			if len(errs) == 0 {
-				return err
-			}
-			err = errs[len(errs)-1]
-		case interface{ Unwrap() error }:
-			if u.Unwrap() == nil {
-				return err
-			}
-			err = u.Unwrap()
-		default:
-			return err
-		}
-	}
+		Match: r.Match, Tags: r.Tags, State: r.State,
+	})
 }
 
 // LoadDir parses every *.yaml and *.yml file in dir (not recursively), in

@@ -246,6 +246,11 @@ func Run(ctx context.Context, c Config) error {
 	spawn(func() error { return prune(ctx, db, c.Retention, logger) })
 	spawn(func() error { return det.run(ctx) })
 	spawn(func() error { return sensors.Run(ctx) })
+	// Read before Serve starts: serving TLS sets up HTTP/2 in TLSConfig.
+	scheme := "http"
+	if srv.TLSConfig != nil {
+		scheme = "https"
+	}
 	spawn(serve(srv, ln))
 	var admSrv *http.Server
 	if adm != nil {
@@ -262,10 +267,6 @@ func Run(ctx context.Context, c Config) error {
 		if c.AdmissionReady != nil {
 			c.AdmissionReady(aln.Addr().String())
 		}
-	}
-	scheme := "http"
-	if srv.TLSConfig != nil {
-		scheme = "https"
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "scheme", scheme, "vulndb", dbDir)
 	if c.Ready != nil {
