@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/auditlog"
 	"github.com/bulwarkhq/bulwark/internal/detect"
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
@@ -50,8 +50,7 @@ type Pipeline struct {
 	o   Options
 	log *slog.Logger
 
-	mu      sync.Mutex
-	engines map[string]*clusterEngine
+	engines rulestate.Clusters[*clusterEngine]
 
 	events *prometheus.CounterVec
 	alerts *prometheus.CounterVec
@@ -59,7 +58,6 @@ type Pipeline struct {
 }
 
 type clusterEngine struct {
-	mu     sync.Mutex
 	e      *detect.Engine
 	judged *recentSet
 }
@@ -112,7 +110,7 @@ func New(o Options) (*Pipeline, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{o: o, log: o.Logger.With("component", "controlplane"), engines: map[string]*clusterEngine{},
+	p := &Pipeline{o: o, log: o.Logger.With("component", "controlplane"),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_audit_events_total",
 			Help: "Kubernetes audit events received, by cluster and whether they were new (duplicates are dropped)."}, []string{"cluster", "result"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_alerts_total",
@@ -131,19 +129,14 @@ func New(o Options) (*Pipeline, error) {
 }
 
 // engine returns the detection engine of a cluster.
-func (p *Pipeline) engine(cluster string) (*clusterEngine, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ce := p.engines[cluster]; ce != nil {
-		return ce, nil
-	}
-	e, err := detect.Compile(p.o.Rules, p.o.EngineOptions)
-	if err != nil {
-		return nil, err
-	}
-	ce := &clusterEngine{e: e, judged: newRecentSet(judgedMemory)}
-	p.engines[cluster] = ce
-	return ce, nil
+func (p *Pipeline) engine(cluster string) (*rulestate.Engine[*clusterEngine], error) {
+	return p.engines.Get(cluster, func() (*clusterEngine, error) {
+		e, err := detect.Compile(p.o.Rules, p.o.EngineOptions)
+		if err != nil {
+			return nil, err
+		}
+		return &clusterEngine{e: e, judged: newRecentSet(judgedMemory)}, nil
+	})
 }
 
 // Sink returns the sink for a cluster's events: it stores them (durably,
@@ -153,13 +146,14 @@ func (p *Pipeline) engine(cluster string) (*clusterEngine, error) {
 func (p *Pipeline) Sink(cluster string) auditlog.Sink {
 	return func(ctx context.Context, events []auditlog.Event) error {
 		start := time.Now()
-		ce, err := p.engine(cluster)
+		locked, err := p.engine(cluster)
 		if err != nil {
 			return err
 		}
 		// One batch at a time per cluster: the rules see events in order.
-		ce.mu.Lock()
-		defer ce.mu.Unlock()
+		locked.Lock()
+		defer locked.Unlock()
+		ce := locked.E
 		rows := make([]store.AuditEvent, 0, len(events))
 		for i := range events {
 			rows = append(rows, storeEvent(cluster, &events[i]))
@@ -221,31 +215,15 @@ func (p *Pipeline) save(ctx context.Context, cluster string, alerts []detect.Ale
 
 // Run saves grouped alerts' new counts every FlushEvery until ctx is done.
 func (p *Pipeline) Run(ctx context.Context) error {
-	t := time.NewTicker(p.o.FlushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			p.flush(context.WithoutCancel(ctx))
-			return nil
-		case <-t.C:
-			p.flush(ctx)
-		}
-	}
+	rulestate.FlushEvery(ctx, p.o.FlushEvery, p.flush)
+	return nil
 }
 
 func (p *Pipeline) flush(ctx context.Context) {
-	p.mu.Lock()
-	engines := make(map[string]*clusterEngine, len(p.engines))
-	for k, v := range p.engines {
-		engines[k] = v
-	}
-	p.mu.Unlock()
 	now := time.Now()
-	for cluster, ce := range engines {
-		ce.mu.Lock()
-		alerts := ce.e.Flush(now)
-		ce.mu.Unlock()
+	grown := map[string][]detect.Alert{}
+	p.engines.Each(func(cluster string, ce *clusterEngine) { grown[cluster] = ce.e.Flush(now) })
+	for cluster, alerts := range grown {
 		p.save(ctx, cluster, alerts)
 	}
 }

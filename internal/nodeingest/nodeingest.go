@@ -19,11 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/bulwarkhq/bulwark/internal/rulestate"
 	"github.com/bulwarkhq/bulwark/internal/sensor/wire"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
@@ -69,8 +69,7 @@ type Pipeline struct {
 	o   Options
 	log *slog.Logger
 
-	mu        sync.Mutex
-	detectors map[string]*clusterDetector
+	detectors rulestate.Clusters[Detector]
 
 	events         *prometheus.CounterVec
 	batches        *prometheus.CounterVec
@@ -78,11 +77,6 @@ type Pipeline struct {
 	alerts         *prometheus.CounterVec
 	detectorErrors prometheus.Counter
 	duration       prometheus.Histogram
-}
-
-type clusterDetector struct {
-	mu sync.Mutex
-	d  Detector
 }
 
 // Batch results, the values of the batches metric's result label.
@@ -106,7 +100,7 @@ func New(o Options) (*Pipeline, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{o: o, log: o.Logger.With("component", "nodeingest"), detectors: map[string]*clusterDetector{},
+	p := &Pipeline{o: o, log: o.Logger.With("component", "nodeingest"),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_sensor_events_total",
 			Help: "Node sensor events stored, by kind."}, []string{"kind"}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_sensor_batches_total",
@@ -182,24 +176,24 @@ func (p *Pipeline) judge(ctx context.Context, sn *store.Sensor, b *wire.Batch) {
 	if p.o.NewDetector == nil {
 		return
 	}
-	cd, err := p.detector(sn.Cluster)
+	locked, err := p.detector(sn.Cluster)
 	if err != nil {
 		p.detectorErrors.Inc()
 		p.log.Error("making the runtime detector; events stored but not judged", "cluster", sn.Cluster, "events", len(b.Events), "err", err)
 		return
 	}
 	var alerts []store.Alert
-	cd.mu.Lock()
+	locked.Lock()
 	for i := range b.Events {
 		meta := Meta{Cluster: sn.Cluster, Node: sn.Node, EvidenceID: store.EvidenceID(b.ID, i)}
-		for _, a := range cd.d.Process(&b.Events[i], meta) {
+		for _, a := range locked.E.Process(&b.Events[i], meta) {
 			if a.Node == "" {
 				a.Node = sn.Node
 			}
 			alerts = append(alerts, a)
 		}
 	}
-	cd.mu.Unlock()
+	locked.Unlock()
 	p.save(ctx, sn.Cluster, alerts)
 }
 
@@ -216,19 +210,14 @@ func (p *Pipeline) Reject(ctx context.Context, sn *store.Sensor, reason error) {
 
 // detector returns the detector of a cluster, making it on first use; a
 // failure is retried with the next batch.
-func (p *Pipeline) detector(cluster string) (*clusterDetector, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cd := p.detectors[cluster]; cd != nil {
-		return cd, nil
-	}
-	d, err := p.o.NewDetector(cluster)
-	if err != nil {
-		return nil, fmt.Errorf("runtime detector of cluster %s: %w", cluster, err)
-	}
-	cd := &clusterDetector{d: d}
-	p.detectors[cluster] = cd
-	return cd, nil
+func (p *Pipeline) detector(cluster string) (*rulestate.Engine[Detector], error) {
+	return p.detectors.Get(cluster, func() (Detector, error) {
+		d, err := p.o.NewDetector(cluster)
+		if err != nil {
+			return nil, fmt.Errorf("runtime detector of cluster %s: %w", cluster, err)
+		}
+		return d, nil
+	})
 }
 
 // save stores alerts of a cluster and queues their deliveries.
@@ -254,31 +243,15 @@ func (p *Pipeline) save(ctx context.Context, cluster string, alerts []store.Aler
 
 // Run saves grouped alerts' new counts every FlushEvery until ctx is done.
 func (p *Pipeline) Run(ctx context.Context) error {
-	t := time.NewTicker(p.o.FlushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			p.flush(context.WithoutCancel(ctx))
-			return nil
-		case <-t.C:
-			p.flush(ctx)
-		}
-	}
+	rulestate.FlushEvery(ctx, p.o.FlushEvery, p.flush)
+	return nil
 }
 
 func (p *Pipeline) flush(ctx context.Context) {
-	p.mu.Lock()
-	detectors := make(map[string]*clusterDetector, len(p.detectors))
-	for k, v := range p.detectors {
-		detectors[k] = v
-	}
-	p.mu.Unlock()
 	now := time.Now()
-	for cluster, cd := range detectors {
-		cd.mu.Lock()
-		alerts := cd.d.Flush(now)
-		cd.mu.Unlock()
+	grown := map[string][]store.Alert{}
+	p.detectors.Each(func(cluster string, d Detector) { grown[cluster] = d.Flush(now) })
+	for cluster, alerts := range grown {
 		p.save(ctx, cluster, alerts)
 	}
 }

@@ -8,5 +8,7 @@
 // knows nothing of events, CEL or rule files; keys are strings the
 // engines derive, and every structure is bounded by a maximum the caller
 // gives, because keys come from events an attacker can shape. Nothing here
-// is safe for concurrent use: each engine serialises its calls.
+// is safe for concurrent use, each engine serialises its calls, except
+// Clusters: the pipelines' set of engines, one per cluster, which with
+// FlushEvery is how both pipelines keep and flush them.
 package rulestate
