@@ -134,6 +134,20 @@ func TestScanRealProc(t *testing.T) {
 		}
 	})
 
+	// $! is known as soon as the shell forked: wait until the child has
+	// executed sleep.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(sleepPID), "cmdline"))
+		if string(cmdline) == "sleep\x00300\x00" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not execute sleep within 10s (cmdline %q)", sleepPID, cmdline)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
 	tr := New(Config{})
 	n, err := tr.Scan(context.Background())
 	if err != nil {
