@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -293,14 +294,20 @@ func TestDNS(t *testing.T) {
 
 // TestDNSInNetns sends a query over a veth pair from a network namespace
 // the test creates, as a container's traffic leaves it.
+// netnsRuns numbers TestDNSInNetns's runs within one process.
+var netnsRuns atomic.Int32
+
 func TestDNSInNetns(t *testing.T) {
 	_, ch := openProbe(t)
 	ip, err := exec.LookPath("ip")
 	if err != nil {
 		testenv.Missing(t, "iproute2's ip: %v", err)
 	}
-	ns := fmt.Sprintf("bwprobe-%d", os.Getpid())
-	host, peer := fmt.Sprintf("bwp%da", os.Getpid()%100000), fmt.Sprintf("bwp%db", os.Getpid()%100000)
+	// Named per run as well as per process, for -count; interface names
+	// have 15 bytes at most.
+	run := netnsRuns.Add(1)
+	ns := fmt.Sprintf("bwprobe-%d-%d", os.Getpid(), run)
+	host, peer := fmt.Sprintf("bwp%d%da", os.Getpid()%100000, run%100), fmt.Sprintf("bwp%d%db", os.Getpid()%100000, run%100)
 	sh := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
@@ -310,6 +317,7 @@ func TestDNSInNetns(t *testing.T) {
 	sh("netns", "add", ns)
 	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
 	sh("link", "add", host, "type", "veth", "peer", "name", peer, "netns", ns)
+	t.Cleanup(func() { exec.Command(ip, "link", "del", host).Run() })
 	sh("addr", "add", "10.253.53.1/30", "dev", host)
 	sh("link", "set", host, "up")
 	sh("-n", ns, "addr", "add", "10.253.53.2/30", "dev", peer)
