@@ -151,28 +151,31 @@ type sensorScenario struct {
 	name  string
 	steps [][]string
 	rule  string
+	// exe is the program of the event that raises the alert, where the
+	// test checks the stored evidence.
+	exe string
 }
 
 var sensorScenarios = []sensorScenario{
 	// kubectl exec -it … sh: an interactive shell with no command (its
 	// input is /dev/null here, so that it ends).
-	{"interactive shell", [][]string{{"sh", "-c", "/bin/sh -i </dev/null"}}, "shell-in-container"},
+	{"interactive shell", [][]string{{"sh", "-c", "/bin/sh -i </dev/null"}}, "shell-in-container", ""},
 	// The shell's copy is not in the image; busybox, run as "x", knows no
 	// such applet and exits, after the exec the sensor reports.
-	{"drift", [][]string{{"sh", "-c", "cp /bin/sh /tmp/x; /tmp/x"}}, "drift-binary-executed"},
+	{"drift", [][]string{{"sh", "-c", "cp /bin/sh /tmp/x; /tmp/x"}}, "drift-binary-executed", "/tmp/x"},
 	{"download and execute", [][]string{
 		{"busybox", "httpd", "-p", "127.0.0.1:8080", "-h", "/bin"},
 		{"busybox", "wget", "-q", "-O", "/tmp/id", "http://127.0.0.1:8080/busybox"},
 		{"busybox", "chmod", "+x", "/tmp/id"},
 		{"/tmp/id"},
-	}, "download-and-execute"},
-	{"package manager", [][]string{{"/usr/bin/apt-get", "install", "-y", "nmap"}}, "package-manager-in-container"},
+	}, "download-and-execute", ""},
+	{"package manager", [][]string{{"/usr/bin/apt-get", "install", "-y", "nmap"}}, "package-manager-in-container", ""},
 	// nslookup asks a resolver in the container's own network namespace:
 	// nothing answers, but the query leaves the process.
-	{"miner pool", [][]string{{"busybox", "nslookup", "pool.supportxmr.com", "127.0.0.1"}}, "cryptominer-pool-dns"},
+	{"miner pool", [][]string{{"busybox", "nslookup", "pool.supportxmr.com", "127.0.0.1"}}, "cryptominer-pool-dns", ""},
 	{"reverse shell", [][]string{{"sh", "-c",
 		"busybox nc -l -p 4444 </dev/null >/dev/null & sleep 1; busybox nc 127.0.0.1 4444 -e /bin/sh; wait"}},
-		"reverse-shell"},
+		"reverse-shell", ""},
 }
 
 func runScenario(t *testing.T, ctd *testenv.Containerd, id string, sc sensorScenario) {
@@ -303,9 +306,14 @@ func (l *sensorLab) alertsFor(t *testing.T, scenarios []sensorScenario) map[stri
 		}
 	}
 	// The evidence is stored with its attribution, digest included.
-	ev := sensorEvents(t, l.cli, "--evidence", alerts["drift-binary-executed"].Events[0])
-	if len(ev) != 1 || ev[0].Exe != "/tmp/x" || !ev[0].Drift || ev[0].Digest != l.digest || ev[0].Pod != "web-7d9f" {
-		t.Errorf("drift evidence = %+v, want /tmp/x with drift in pod web-7d9f of image %s", ev, l.digest)
+	for _, sc := range scenarios {
+		if sc.exe == "" {
+			continue
+		}
+		ev := sensorEvents(t, l.cli, "--evidence", alerts[sc.rule].Events[0])
+		if len(ev) != 1 || ev[0].Exe != sc.exe || !ev[0].Drift || ev[0].Digest != l.digest || ev[0].Pod != "web-7d9f" {
+			t.Errorf("%s evidence = %+v, want %s with drift in pod web-7d9f of image %s", sc.name, ev, sc.exe, l.digest)
+		}
 	}
 	for _, e := range sensorEvents(t, l.cli, "--container", l.web.ID) {
 		if e.Namespace != "shop" || e.Pod != "web-7d9f" || e.Digest != l.digest {
@@ -443,6 +451,10 @@ func TestSensorFallbackThroughServer(t *testing.T) {
 	for _, sc := range sensorScenarios {
 		switch sc.rule {
 		case "cryptominer-pool-dns", "shell-in-container", "package-manager-in-container":
+		case "drift-binary-executed":
+			// /tmp/x exits at once (busybox knows no applet "x"); as
+			// "sleep" the copy lives long enough for /proc to be read.
+			scenarios = append(scenarios, sensorScenario{sc.name, [][]string{{"sh", "-c", "cp /bin/sh /tmp/sleep; /tmp/sleep 1"}}, sc.rule, "/tmp/sleep"})
 		default:
 			scenarios = append(scenarios, sc)
 		}
