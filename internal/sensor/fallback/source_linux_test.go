@@ -3,7 +3,6 @@ package fallback
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -31,47 +30,12 @@ func openSource(t *testing.T, o Options) (*Source, <-chan probe.Event) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the proc connector needs root")
 	}
-	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	o.Logger = testenv.Logger(t)
 	s, err := Open(o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan probe.Event, 1<<14)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			e, err := s.Read(ctx)
-			if errors.Is(err, ErrMalformed) {
-				t.Errorf("Read: %v", err)
-				continue
-			}
-			if err != nil {
-				return
-			}
-			select {
-			case ch <- e:
-			default:
-				t.Errorf("test event buffer full, dropping %+v", e)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, ch
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
+	return s, testenv.Stream(t, s, ErrMalformed, 1<<14)
 }
 
 // waitFor returns the first event of kind k of process pid on ch; other

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -34,49 +33,14 @@ func openProbe(t *testing.T) (*Probe, <-chan Event) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the eBPF sensor needs root")
 	}
-	p, err := Open(Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	p, err := Open(Options{Logger: testenv.Logger(t)})
 	if errors.Is(err, os.ErrPermission) {
 		testenv.Missing(t, "loading BPF: %v", err)
 	}
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan Event, 4096)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			e, err := p.Read(ctx)
-			if errors.Is(err, ErrMalformed) {
-				t.Errorf("Read: %v", err)
-				continue
-			}
-			if err != nil {
-				return
-			}
-			select {
-			case ch <- e:
-			default:
-				t.Errorf("test event buffer full, dropping %+v", e)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return p, ch
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
+	return p, testenv.Stream(t, p, ErrMalformed, 4096)
 }
 
 // waitFor returns the first event on ch that match accepts, other
@@ -624,7 +588,7 @@ func TestDrops(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the eBPF sensor needs root")
 	}
-	p, err := Open(Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), RingSize: os.Getpagesize()})
+	p, err := Open(Options{Logger: testenv.Logger(t), RingSize: os.Getpagesize()})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
